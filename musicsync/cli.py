@@ -1,0 +1,185 @@
+"""The ``musicsync`` command."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+app = typer.Typer(help="musicsync: the music sync platform, on your machine.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console(stderr=True)
+
+DataDir = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir",
+        envvar="MUSICSYNC_DATA_DIR",
+        help="Where the local stack keeps its database, objects and keys.",
+    ),
+]
+DEFAULT_DATA_DIR = Path(".musicsync")
+
+
+def _settings(data_dir: Path, **overrides: object):  # type: ignore[no-untyped-def]
+    from musicsync.stack import local_settings
+
+    return local_settings(data_dir.resolve(), **overrides)
+
+
+@app.command()
+def up(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+) -> None:
+    """Start the local stack (embedded PostgreSQL and Redis, every service) until Ctrl-C."""
+    import uvicorn
+
+    from musicsync.stack import open_stack
+
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    url = f"http://{host}:{port}"
+    settings = _settings(data_dir, public_url=os.environ.get("MUSICSYNC_PUBLIC_URL", url))
+    try:
+        with ExitStack() as stack_scope:
+            with console.status("Starting PostgreSQL and Redis, applying migrations..."):
+                stack = stack_scope.enter_context(open_stack(settings))
+            config = uvicorn.Config(
+                stack.app, host=host, port=port, log_level="warning", access_log=False
+            )
+            console.print(
+                f"[bold green]musicsync is up[/] at {url}  "
+                f"(API docs: {url}/docs, data: {settings.data_dir})",
+                soft_wrap=True,
+            )
+            console.print(
+                f"Get a token: musicsync token alice --data-dir {settings.data_dir}", soft_wrap=True
+            )
+            # uvicorn shuts down on SIGINT/SIGTERM, then re-raises the signal, which lands in
+            # _stop; leaving this block then stops the embedded servers.
+            with _stop_on_signals():
+                uvicorn.Server(config).run()
+    except _Stop:
+        pass
+    finally:
+        console.print(f"Stopped; data kept in {settings.data_dir}", soft_wrap=True)
+
+
+@app.command()
+def token(
+    user: Annotated[str, typer.Argument(help="User name; becomes the token's subject.")],
+    email: Annotated[
+        str | None, typer.Option(help="Email claim (default USER@example.com).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Display name claim.")] = None,
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 12 * 3600,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Print a bearer JWT for USER from the built-in dev identity provider."""
+    from musicsync.devidp import DevIdentityProvider
+    from services.core.clock import SystemClock
+
+    idp = DevIdentityProvider(data_dir.resolve(), SystemClock())
+    print(idp.mint(user, email=email, name=name, ttl_seconds=ttl))
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Apply pending migrations (to DATABASE_URL, or to the embedded database)."""
+    from musicsync.stack import local_database
+    from services.core import migrate
+
+    with local_database(_settings(data_dir)) as url:
+        applied = migrate.upgrade(url)
+    console.print(
+        f"Applied {len(applied)} migration(s)"
+        + (f": {', '.join(applied)}" if applied else "; up to date.")
+    )
+
+
+@app.command("import")
+def import_(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Audio files or folders (searched recursively).")
+    ],
+    url: Annotated[
+        str, typer.Option(help="Base URL of a running stack.")
+    ] = "http://127.0.0.1:8000",
+    user: Annotated[str, typer.Option(help="Dev identity to upload as.")] = "alice",
+    bearer: Annotated[
+        str | None,
+        typer.Option("--token", envvar="MUSICSYNC_TOKEN", help="Bearer token (instead of --user)."),
+    ] = None,
+    jobs: Annotated[int, typer.Option(min=1, max=16, help="Files uploaded at once.")] = 4,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Upload every audio file under PATHS through the API, with progress and a failure summary."""
+    from musicsync.devidp import DevIdentityProvider
+    from musicsync.importer import Importer, find_audio
+    from services.core.clock import SystemClock
+
+    files = find_audio(paths)
+    if not files:
+        console.print("[yellow]No audio files found.[/]")
+        raise typer.Exit(1)
+    bearer = bearer or DevIdentityProvider(data_dir.resolve(), SystemClock()).mint(user)
+    importer = Importer(url, bearer)
+    total = sum(f.stat().st_size for f in files)
+    columns = (
+        *Progress.get_default_columns()[:-1],
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    try:
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task(f"Uploading {len(files)} file(s)", total=total)
+            results = importer.run(files, jobs=jobs, progress=lambda n: progress.advance(task, n))
+    finally:
+        importer.close()
+    failed = [r for r in results if not r.ok]
+    console.print(f"Imported {len(results) - len(failed)} of {len(results)} file(s).")
+    if failed:
+        root = Path(os.path.commonpath([f.parent for f in files]))
+        table = Table("file", "code", "why", title=f"Not imported (under {root})")
+        for r in failed:
+            table.add_row(str(r.path.relative_to(root)), r.code or "", r.detail or "")
+        console.print(table)
+        raise typer.Exit(1)
+
+
+class _Stop(Exception):
+    """A stop was asked for (Ctrl-C or SIGTERM): a clean shutdown, not an error."""
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    def stop(signum: int, frame: object) -> None:
+        raise _Stop
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def main() -> None:
+    # SIGTERM while starting up or importing: unwind (stopping what started), don't just die.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    app()

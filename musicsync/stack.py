@@ -1,0 +1,97 @@
+"""The local stack: embedded servers, migrations, dependencies and the HTTP app, in one process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+
+from musicsync.asgi import create_app
+from musicsync.devidp import DevIdentityProvider
+from musicsync.runtime import EmbeddedServers, start_servers
+from services.core import migrate, wiring
+from services.core.clock import Clock, SystemClock
+from services.core.objects.local import LocalObjectStore
+from services.core.settings import Settings
+from services.gateway.openapi import merged_openapi
+
+
+@dataclass
+class LocalStack:
+    settings: Settings
+    servers: EmbeddedServers
+    deps: wiring.Dependencies
+    idp: DevIdentityProvider
+    app: Starlette
+
+
+def local_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings from the environment, with the data dir (and anything else) given."""
+    return Settings(data_dir=data_dir, **overrides)
+
+
+@contextmanager
+def local_database(settings: Settings) -> Iterator[str]:
+    """The database URL, starting embedded PostgreSQL when none is configured."""
+    servers = start_servers(
+        settings.data_dir, database_url=settings.database_url, redis_url=None, with_redis=False
+    )
+    try:
+        yield servers.database_url
+    finally:
+        servers.stop()
+
+
+@contextmanager
+def open_stack(settings: Settings, clock: Clock | None = None) -> Iterator[LocalStack]:
+    clock = clock or SystemClock()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    servers = start_servers(
+        settings.data_dir, database_url=settings.database_url, redis_url=settings.redis_url
+    )
+    try:
+        migrate.upgrade(servers.database_url)
+        idp = DevIdentityProvider(settings.data_dir, clock)
+        settings = settings.model_copy(
+            update={
+                "database_url": servers.database_url,
+                "redis_url": servers.redis_url,
+                "trusted_issuers": [*settings.trusted_issuers, idp.trusted_issuer()],
+            }
+        )
+        deps = wiring.build(settings, clock)
+        wiring.install(deps)
+        try:
+            objects = deps.objects if isinstance(deps.objects, LocalObjectStore) else None
+            app = create_app(
+                objects=objects,
+                jwks=idp.jwks,
+                ready=lambda: _ready(deps, servers),
+                openapi=merged_openapi,
+            )
+            yield LocalStack(settings, servers, deps, idp, app)
+        finally:
+            wiring.install(None)
+            deps.close()
+    finally:
+        servers.stop()
+
+
+def _ready(deps: wiring.Dependencies, servers: EmbeddedServers) -> dict[str, Any]:
+    import redis
+
+    pending = migrate.pending(servers.database_url)
+    if pending:
+        raise RuntimeError(f"migrations not applied: {', '.join(pending)}")
+    with deps.pool.connection() as conn:
+        conn.execute("SELECT 1")
+    client = redis.Redis.from_url(servers.redis_url, socket_timeout=2)
+    try:
+        client.ping()
+    finally:
+        client.close()
+    return {"database": "ok", "redis": "ok", "migrations": "applied"}

@@ -1,0 +1,108 @@
+"""What every service's HTTP handler shares: the resolver, error mapping, and the caller."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Request, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from services.core.errors import PROBLEM_CONTENT_TYPE, ProblemError
+from services.core.users import Principal
+from services.core.wiring import dependencies
+
+CORRELATION_HEADER = "x-correlation-id"
+log = logging.getLogger("musicsync.http")
+
+
+class ServiceResolver(APIGatewayHttpResolver):
+    """Authenticates the caller before anything else (validation included) looks at the request.
+
+    Paths under ``public_prefixes`` (e.g. capability links) skip sign-in; every other route
+    gets the verified caller from ``current_principal``.
+    """
+
+    def __init__(self, public_prefixes: tuple[str, ...] = ()) -> None:
+        super().__init__(enable_validation=True)
+        self.public_prefixes = public_prefixes
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        path = str(event.get("rawPath", ""))
+        if not path.startswith(self.public_prefixes):
+            headers = event.get("headers") or {}
+            try:
+                principal = authenticate(headers.get("authorization"))
+            except ProblemError as exc:
+                return {
+                    "statusCode": exc.status,
+                    "headers": {"Content-Type": PROBLEM_CONTENT_TYPE, **exc.headers},
+                    "body": exc.json(instance=path),
+                    "isBase64Encoded": False,
+                }
+            self.context["principal"] = principal
+        return super().resolve(event, context)
+
+
+def authenticate(authorization: str | None) -> Principal:
+    deps = dependencies()
+    return deps.users.provision(deps.verifier.verify_authorization_header(authorization))
+
+
+def create_resolver(public_prefixes: tuple[str, ...] = ()) -> ServiceResolver:
+    """A resolver with validation on, whose every error is a problem-details body."""
+    app = ServiceResolver(public_prefixes)
+
+    def problem(exc: ProblemError) -> Response[str]:
+        return Response(
+            status_code=exc.status,
+            content_type=PROBLEM_CONTENT_TYPE,
+            body=exc.json(instance=app.current_event.path),
+            headers=exc.headers,
+        )
+
+    def _invalid(exc: RequestValidationError) -> Response[str]:
+        errors = [
+            {"location": list(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        return problem(
+            ProblemError(
+                422,
+                "validation_failed",
+                "Request is not valid",
+                "; ".join(f"{'.'.join(map(str, e['location']))}: {e['message']}" for e in errors),
+                errors=errors,
+            )
+        )
+
+    def _no_route(exc: NotFoundError) -> Response[str]:
+        return problem(ProblemError(404, "route_not_found", "No such route"))
+
+    def _unexpected(exc: Exception) -> Response[str]:
+        correlation_id = app.current_event.headers.get(CORRELATION_HEADER, "")
+        log.exception("unhandled error", extra={"correlation_id": correlation_id})
+        return problem(
+            ProblemError(
+                500,
+                "internal_error",
+                "Internal error",
+                "Something went wrong on our side; quote the correlation id when reporting it.",
+                correlation_id=correlation_id,
+            )
+        )
+
+    app.exception_handler(ProblemError)(problem)
+    app.exception_handler(RequestValidationError)(_invalid)
+    app.exception_handler(NotFoundError)(_no_route)
+    app.exception_handler(Exception)(_unexpected)
+    return app
+
+
+def current_principal(request: Request) -> Principal:
+    """The caller that ``ServiceResolver`` verified (a ``Depends`` for signed-in routes)."""
+    principal: Principal = request.context["principal"]
+    return principal

@@ -1,0 +1,49 @@
+"""Settings from the environment (`MUSICSYNC_*`, plus `DATABASE_URL` and `REDIS_URL`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.core.identity.issuers import TrustedIssuer
+
+GIB = 1024**3
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MUSICSYNC_", extra="ignore")
+
+    profile: Literal["local", "aws"] = "local"
+    data_dir: Path = Path(".musicsync")
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("MUSICSYNC_DATABASE_URL", "DATABASE_URL")
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("MUSICSYNC_REDIS_URL", "REDIS_URL")
+    )
+    db_pool_max: int = 10
+    # Public base URL of the local stack; signed object URLs point at it.
+    public_url: str = "http://127.0.0.1:8000"
+    trusted_issuers: list[TrustedIssuer] = Field(default_factory=list)
+    jwt_leeway_seconds: int = 30
+    upload_max_bytes: int = 2 * GIB
+    multipart_threshold_bytes: int = 100 * 1024**2
+    multipart_part_bytes: int = 64 * 1024**2
+    upload_url_ttl_seconds: int = 3600
+    media_url_ttl_seconds: int = 300
+    # Local object store: HMAC key for signed URLs (generated into the data dir when unset).
+    object_signing_secret: str | None = None
+    # AWS profile.
+    s3_bucket: str | None = None
+    aws_region: str = "us-east-1"
+    aws_endpoint_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MUSICSYNC_AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL"),
+    )
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.data_dir / "objects"

@@ -1,0 +1,105 @@
+"""The one place that picks adapters for the profile (``local`` or ``aws``).
+
+Lambda handlers and the local stack both get their dependencies here; the local runtime
+(``musicsync``) only starts embedded servers and fills in the settings before calling ``build``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg_pool import ConnectionPool
+
+from services.core.clock import Clock, SystemClock
+from services.core.db import open_pool
+from services.core.identity.verifier import TokenVerifier
+from services.core.objects.port import ObjectStore
+from services.core.settings import Settings
+from services.core.users import UserDirectory
+
+
+@dataclass
+class Dependencies:
+    settings: Settings
+    clock: Clock
+    pool: ConnectionPool[Any]
+    objects: ObjectStore
+    verifier: TokenVerifier
+    users: UserDirectory
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def build(settings: Settings, clock: Clock | None = None) -> Dependencies:
+    clock = clock or SystemClock()
+    if not settings.database_url:
+        raise RuntimeError("No database configured: set DATABASE_URL (or run `musicsync up`).")
+    pool = open_pool(settings.database_url, max_size=settings.db_pool_max)
+    return Dependencies(
+        settings=settings,
+        clock=clock,
+        pool=pool,
+        objects=_object_store(settings, clock),
+        verifier=TokenVerifier(
+            settings.trusted_issuers, clock, leeway_seconds=settings.jwt_leeway_seconds
+        ),
+        users=UserDirectory(pool, clock),
+    )
+
+
+def _object_store(settings: Settings, clock: Clock) -> ObjectStore:
+    if settings.profile == "aws":
+        from services.core.objects.s3 import S3ObjectStore
+
+        if not settings.s3_bucket:
+            raise RuntimeError("MUSICSYNC_S3_BUCKET is required in the aws profile")
+        return S3ObjectStore(
+            settings.s3_bucket,
+            clock,
+            region=settings.aws_region,
+            endpoint_url=settings.aws_endpoint_url,
+            multipart_threshold=settings.multipart_threshold_bytes,
+            part_size=settings.multipart_part_bytes,
+        )
+    from services.core.objects.local import LocalObjectStore
+
+    return LocalObjectStore(
+        settings.objects_dir, object_signing_secret(settings), settings.public_url, clock
+    )
+
+
+def object_signing_secret(settings: Settings) -> bytes:
+    """The configured secret, or one generated once and kept in the data dir."""
+    if settings.object_signing_secret:
+        return settings.object_signing_secret.encode()
+    path = settings.data_dir / "object-signing.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+_lock = threading.Lock()
+_current: Dependencies | None = None
+
+
+def install(deps: Dependencies | None) -> None:
+    """Use these dependencies for every handler in this process (local stack, tests)."""
+    global _current
+    with _lock:
+        _current = deps
+
+
+def dependencies() -> Dependencies:
+    """This process's dependencies; in Lambda, built from the environment on first use."""
+    global _current
+    if _current is None:
+        with _lock:
+            if _current is None:
+                _current = build(Settings())
+    return _current

@@ -1,0 +1,333 @@
+"""The library's use cases: uploads, tracks, media URLs. Handlers only parse and call these."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool
+
+from services.core.clock import Clock
+from services.core.errors import NotFound, ProblemError
+from services.core.ids import uuid7
+from services.core.objects.port import CompletedPart, ObjectStore, UploadNotReceived
+from services.core.pagination import decode_cursor, encode_cursor
+from services.core.settings import Settings
+from services.core.users import Principal
+from services.library import repository as repo
+from services.library.models import (
+    MediaUrlOut,
+    TrackOut,
+    TrackPage,
+    TrackPatch,
+    UploadOut,
+    UploadPartOut,
+    UploadRequest,
+)
+
+# HTTP status for each reason audio is refused.
+_REJECTION_STATUS = {"not_audio": 415, "unsupported_codec": 415, "corrupt_audio": 422}
+
+
+def track_not_found() -> NotFound:
+    return NotFound("track_not_found", "Track")
+
+
+@dataclass
+class Library:
+    pool: ConnectionPool[Any]
+    objects: ObjectStore
+    clock: Clock
+    settings: Settings
+
+    # -- uploads ----------------------------------------------------------------------------
+    def start_upload(self, caller: Principal, request: UploadRequest) -> UploadOut:
+        limit = self.settings.upload_max_bytes
+        if request.size > limit:
+            raise ProblemError(
+                413,
+                "upload_too_large",
+                "File too large",
+                f"The file is {request.size} bytes; the limit is {limit} bytes.",
+                max_bytes=limit,
+            )
+        now = self.clock.now()
+        upload_id = uuid7(now)
+        key = f"tracks/{caller.user_id}/{upload_id}"
+        expires_at = now + timedelta(seconds=self.settings.upload_url_ttl_seconds)
+        target = self.objects.prepare_upload(key, request.size, request.content_type, expires_at)
+        with self.pool.connection() as conn:
+            repo.insert_upload(
+                conn,
+                {
+                    "id": upload_id,
+                    "owner_id": caller.user_id,
+                    "filename": request.filename,
+                    "content_type": request.content_type,
+                    "declared_size": request.size,
+                    "object_key": key,
+                    "multipart_id": target.multipart_id,
+                    "created_at": now,
+                    "expires_at": expires_at,
+                },
+            )
+        return UploadOut(
+            upload_id=upload_id,
+            method=target.method,
+            url=target.url,
+            headers=target.headers,
+            expires_at=expires_at,
+            parts=[
+                UploadPartOut(part_number=p.part_number, url=p.url, size=p.size)
+                for p in target.parts
+            ],
+        )
+
+    def complete_upload(
+        self, caller: Principal, upload_id: uuid.UUID, parts: list[CompletedPart]
+    ) -> TrackOut:
+        """Check the bytes, read their metadata, and make the track; or reject and clean up."""
+        from services.library.audio import AudioRejected, inspect_file
+
+        now = self.clock.now()
+        rejection: ProblemError | None = None
+        with self.pool.connection() as conn:
+            upload = repo.lock_upload(conn, caller.user_id, upload_id)
+            if upload is None:
+                raise NotFound("upload_not_found", "Upload")
+            _check_still_open(upload)
+            key = upload["object_key"]
+            if now > upload["expires_at"]:
+                rejection = ProblemError(
+                    410, "upload_expired", "Upload expired", "Start a new upload."
+                )
+            else:
+                self.objects.finish_upload(key, upload["multipart_id"], parts)
+                size = self.objects.size(key)
+                if size is None:
+                    raise UploadNotReceived()
+                if size != upload["declared_size"]:
+                    rejection = ProblemError(
+                        422,
+                        "upload_size_mismatch",
+                        "File incomplete",
+                        f"{size} bytes arrived but {upload['declared_size']} were announced; "
+                        "the transfer was cut short or the wrong file was sent.",
+                    )
+                elif size > self.settings.upload_max_bytes:
+                    rejection = ProblemError(413, "upload_too_large", "File too large")
+            if rejection is None:
+                try:
+                    with self.objects.local_copy(key) as path:
+                        inspection = inspect_file(path)
+                except AudioRejected as exc:
+                    rejection = ProblemError(
+                        _REJECTION_STATUS[exc.code], exc.code, "Audio not accepted", exc.detail
+                    )
+            if rejection is None:
+                existing = repo.track_id_by_checksum(conn, caller.user_id, inspection.sha256)
+                if existing is not None:
+                    rejection = _duplicate(existing)
+            if rejection is not None:
+                repo.finish_upload(
+                    conn, upload_id, status="rejected", at=now, rejection_code=rejection.code
+                )
+                conn.commit()
+                self.objects.abort_upload(key, upload["multipart_id"])
+                raise rejection
+            track_id = uuid7(now)
+            facts = inspection.facts
+            try:
+                with conn.transaction():
+                    row = repo.insert_track(
+                        conn,
+                        {
+                            "id": track_id,
+                            "owner_id": caller.user_id,
+                            "object_key": key,
+                            "original_filename": upload["filename"],
+                            "title": facts.title or _title_from_filename(upload["filename"]),
+                            "artists": list(facts.artists),
+                            "album": facts.album,
+                            "year": facts.year,
+                            "genre": facts.genre,
+                            "isrc": facts.isrc,
+                            "bpm": facts.bpm,
+                            "musical_key": facts.musical_key,
+                            "duration_ms": facts.duration_ms,
+                            "bitrate": facts.bitrate,
+                            "sample_rate": facts.sample_rate,
+                            "channels": facts.channels,
+                            "container": facts.container,
+                            "codec": facts.codec,
+                            "content_type": facts.content_type,
+                            "file_extension": facts.extension,
+                            "size_bytes": inspection.size,
+                            "sha256": inspection.sha256,
+                            "created_at": now,
+                            "updated_at": now,
+                        },
+                    )
+            except pg_errors.UniqueViolation:
+                # A concurrent completion of the same bytes won the race.
+                existing = repo.track_id_by_checksum(conn, caller.user_id, inspection.sha256)
+                repo.finish_upload(
+                    conn, upload_id, status="rejected", at=now, rejection_code="duplicate_track"
+                )
+                conn.commit()
+                self.objects.abort_upload(key, upload["multipart_id"])
+                raise _duplicate(existing) from None
+            repo.finish_upload(conn, upload_id, status="completed", at=now, track_id=track_id)
+        return TrackOut.model_validate(row)
+
+    # -- tracks -------------------------------------------------------------------------------
+    def list_tracks(
+        self,
+        caller: Principal,
+        *,
+        sort: str,
+        limit: int,
+        cursor: str | None,
+        genre: str | None,
+        artist: str | None,
+    ) -> TrackPage:
+        scope = f"{sort}|{genre or ''}|{artist or ''}"
+        after = None
+        if cursor:
+            state = decode_cursor(cursor, scope=scope)
+            after = (state["v"], uuid.UUID(state["id"]))
+        with self.pool.connection() as conn:
+            rows = repo.list_tracks(
+                conn,
+                caller.user_id,
+                sort=sort,
+                after=after,
+                genre=genre,
+                artist=artist,
+                limit=limit + 1,
+            )
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            last = rows[-1]
+            next_cursor = encode_cursor({"scope": scope, "v": last["sort_value"], "id": last["id"]})
+        return TrackPage(items=[TrackOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+    def get_track(self, caller: Principal, track_id: uuid.UUID) -> TrackOut:
+        return TrackOut.model_validate(self._track_row(caller, track_id))
+
+    def update_track(
+        self,
+        caller: Principal,
+        track_id: uuid.UUID,
+        patch: TrackPatch,
+        expected_version: int | None,
+    ) -> TrackOut:
+        changes = {name: getattr(patch, name) for name in patch.model_fields_set}
+        if "title" in changes and changes["title"] is None:
+            raise ProblemError(
+                422, "validation_failed", "Request is not valid", "title cannot be cleared"
+            )
+        if not changes:
+            return self.get_track(caller, track_id)
+        with self.pool.connection() as conn:
+            row = repo.update_track(
+                conn,
+                caller.user_id,
+                track_id,
+                changes,
+                expected_version=expected_version,
+                at=self.clock.now(),
+            )
+            if row is None:
+                current = repo.get_track(conn, caller.user_id, track_id)
+                if current is None:
+                    raise track_not_found()
+                raise ProblemError(
+                    412,
+                    "version_mismatch",
+                    "Track changed meanwhile",
+                    f"You edited version {expected_version}; the track is now at version "
+                    f"{current['version']}. Reload it and apply your change again.",
+                    current_version=current["version"],
+                )
+        return TrackOut.model_validate(row)
+
+    def delete_track(self, caller: Principal, track_id: uuid.UUID) -> None:
+        with self.pool.connection() as conn:
+            key = repo.delete_track(conn, caller.user_id, track_id)
+        if key is None:
+            raise track_not_found()
+        self.objects.delete(key)
+
+    def media_url(self, caller: Principal, track_id: uuid.UUID, *, download: bool) -> MediaUrlOut:
+        row = self._track_row(caller, track_id)
+        expires_at = self.clock.now() + timedelta(seconds=self.settings.media_url_ttl_seconds)
+        filename = download_filename(row) if download else None
+        url = self.objects.media_url(
+            row["object_key"],
+            content_type=row["content_type"],
+            expires_at=expires_at,
+            download_filename=filename,
+        )
+        return MediaUrlOut(
+            url=url, expires_at=expires_at, content_type=row["content_type"], filename=filename
+        )
+
+    def _track_row(self, caller: Principal, track_id: uuid.UUID) -> dict[str, Any]:
+        with self.pool.connection() as conn:
+            row = repo.get_track(conn, caller.user_id, track_id)
+        if row is None:
+            raise track_not_found()
+        return row
+
+
+def _check_still_open(upload: dict[str, Any]) -> None:
+    if upload["status"] == "completed":
+        raise ProblemError(
+            409,
+            "upload_already_completed",
+            "Upload already completed",
+            "This upload was completed before; its track exists.",
+            track_id=upload["track_id"],
+        )
+    if upload["status"] == "rejected":
+        raise ProblemError(
+            409,
+            "upload_rejected",
+            "Upload was rejected",
+            f"This upload was rejected ({upload['rejection_code']}); start a new upload.",
+            rejection_code=upload["rejection_code"],
+        )
+
+
+def _duplicate(existing: uuid.UUID | None) -> ProblemError:
+    return ProblemError(
+        409,
+        "duplicate_track",
+        "Track already in your library",
+        "A track with exactly these bytes is already in your library.",
+        existing_track_id=existing,
+    )
+
+
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
+
+
+def _title_from_filename(filename: str) -> str:
+    stem = filename.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+    stem = stem.rsplit(".", 1)[0] if "." in stem else stem
+    return stem.strip() or "Untitled"
+
+
+def download_filename(row: dict[str, Any]) -> str:
+    """'Artist A & Artist B - Title.ext', safe on every OS."""
+    name = row["title"]
+    if row["artists"]:
+        name = f"{' & '.join(row['artists'])} - {name}"
+    name = _UNSAFE.sub("_", name).strip(" .") or "track"
+    return f"{name[:200]}{row['file_extension']}"

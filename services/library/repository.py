@@ -1,0 +1,153 @@
+"""SQL for uploads and tracks. Every query is scoped to the owner: no row leaks across users."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from psycopg import Connection, sql
+
+TRACK_COLUMNS = (
+    "id, title, artists, album, year, genre, isrc, bpm::float8 AS bpm, musical_key, duration_ms, "
+    "bitrate, sample_rate, channels, container, codec, content_type, file_extension, size_bytes, "
+    "sha256, original_filename, object_key, version, created_at, updated_at"
+)
+# Sort key -> (SQL expression, python key of the row value it reads)
+SORTS: dict[str, tuple[str, str]] = {
+    "created": ("created_at", "created_at"),
+    "title": ("lower(title)", "title_key"),
+    "duration": ("duration_ms", "duration_ms"),
+}
+EDITABLE = ("title", "artists", "album", "year", "genre", "isrc", "bpm", "musical_key")
+
+Row = dict[str, Any]
+
+
+def insert_upload(conn: Connection[Any], values: Row) -> None:
+    conn.execute(
+        """INSERT INTO uploads (id, owner_id, filename, content_type, declared_size, object_key,
+                                multipart_id, created_at, expires_at)
+           VALUES (%(id)s, %(owner_id)s, %(filename)s, %(content_type)s, %(declared_size)s,
+                   %(object_key)s, %(multipart_id)s, %(created_at)s, %(expires_at)s)""",
+        values,
+    )
+
+
+def lock_upload(conn: Connection[Any], owner_id: uuid.UUID, upload_id: uuid.UUID) -> Row | None:
+    row: Row | None = conn.execute(
+        "SELECT * FROM uploads WHERE id = %s AND owner_id = %s FOR UPDATE",
+        (upload_id, owner_id),
+    ).fetchone()
+    return row
+
+
+def finish_upload(
+    conn: Connection[Any],
+    upload_id: uuid.UUID,
+    *,
+    status: str,
+    at: datetime,
+    track_id: uuid.UUID | None = None,
+    rejection_code: str | None = None,
+) -> None:
+    conn.execute(
+        """UPDATE uploads SET status = %s, track_id = %s, rejection_code = %s, finished_at = %s
+           WHERE id = %s""",
+        (status, track_id, rejection_code, at, upload_id),
+    )
+
+
+def track_id_by_checksum(
+    conn: Connection[Any], owner_id: uuid.UUID, sha256: str
+) -> uuid.UUID | None:
+    row = conn.execute(
+        "SELECT id FROM tracks WHERE owner_id = %s AND sha256 = %s", (owner_id, sha256)
+    ).fetchone()
+    return None if row is None else row["id"]
+
+
+def insert_track(conn: Connection[Any], values: Row) -> Row:
+    columns = list(values)
+    query = sql.SQL("INSERT INTO tracks ({}) VALUES ({}) RETURNING {}").format(
+        sql.SQL(", ").join(map(sql.Identifier, columns)),
+        sql.SQL(", ").join(map(sql.Placeholder, columns)),
+        sql.SQL(TRACK_COLUMNS),
+    )
+    row: Row | None = conn.execute(query, values).fetchone()
+    assert row is not None
+    return row
+
+
+def get_track(conn: Connection[Any], owner_id: uuid.UUID, track_id: uuid.UUID) -> Row | None:
+    row: Row | None = conn.execute(
+        f"SELECT {TRACK_COLUMNS} FROM tracks WHERE id = %s AND owner_id = %s",
+        (track_id, owner_id),
+    ).fetchone()
+    return row
+
+
+def list_tracks(
+    conn: Connection[Any],
+    owner_id: uuid.UUID,
+    *,
+    sort: str,
+    after: tuple[Any, uuid.UUID] | None,
+    genre: str | None,
+    artist: str | None,
+    limit: int,
+) -> list[Row]:
+    descending = sort.startswith("-")
+    expr, _ = SORTS[sort.lstrip("-")]
+    where = ["owner_id = %(owner)s"]
+    params: dict[str, Any] = {"owner": owner_id, "limit": limit}
+    if genre:
+        where.append("lower(genre) = lower(%(genre)s)")
+        params["genre"] = genre
+    if artist:
+        where.append("EXISTS (SELECT 1 FROM unnest(artists) a WHERE lower(a) = lower(%(artist)s))")
+        params["artist"] = artist
+    if after is not None:
+        where.append(f"({expr}, id) {'<' if descending else '>'} (%(after_value)s, %(after_id)s)")
+        params["after_value"], params["after_id"] = after
+    direction = "DESC" if descending else "ASC"
+    query = (
+        f"SELECT {TRACK_COLUMNS}, {expr} AS sort_value FROM tracks "
+        f"WHERE {' AND '.join(where)} ORDER BY {expr} {direction}, id {direction} "
+        "LIMIT %(limit)s"
+    )
+    return conn.execute(query, params).fetchall()
+
+
+def update_track(
+    conn: Connection[Any],
+    owner_id: uuid.UUID,
+    track_id: uuid.UUID,
+    changes: Row,
+    *,
+    expected_version: int | None,
+    at: datetime,
+) -> Row | None:
+    assignments = [
+        sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in changes
+    ]
+    query = sql.SQL(
+        "UPDATE tracks SET {}, version = version + 1, updated_at = %(at)s "
+        "WHERE id = %(id)s AND owner_id = %(owner)s {} RETURNING {}"
+    ).format(
+        sql.SQL(", ").join(assignments),
+        sql.SQL("AND version = %(expected)s" if expected_version is not None else ""),
+        sql.SQL(TRACK_COLUMNS),
+    )
+    params = {**changes, "at": at, "id": track_id, "owner": owner_id, "expected": expected_version}
+    row: Row | None = conn.execute(query, params).fetchone()
+    return row
+
+
+def delete_track(conn: Connection[Any], owner_id: uuid.UUID, track_id: uuid.UUID) -> str | None:
+    """Delete the row; return the object key whose bytes the caller removes after commit."""
+    row = conn.execute(
+        "DELETE FROM tracks WHERE id = %s AND owner_id = %s RETURNING object_key",
+        (track_id, owner_id),
+    ).fetchone()
+    return None if row is None else row["object_key"]

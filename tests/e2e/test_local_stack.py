@@ -1,0 +1,130 @@
+"""The README's main job as a user runs it: `musicsync up`, token, import, stream, download."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.audio_files import make_audio, make_not_audio
+from tests.support.aws import free_port
+
+pytestmark = pytest.mark.e2e
+MUSICSYNC = str(Path(sys.executable).with_name("musicsync"))
+
+
+def _env() -> dict[str, str]:
+    # The embedded default: no outside database or Redis.
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class RunningStack:
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.data_dir = data_dir
+        self.log = (data_dir.parent / f"up-{port}.log").open("w")
+        self.process = subprocess.Popen(
+            [MUSICSYNC, "up", "--port", str(port), "--data-dir", str(data_dir)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=_env(),
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"musicsync up exited: {self.output()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"stack did not become healthy: {self.output()}")
+
+    def output(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text()
+
+    def stop(self) -> int:
+        """SIGTERM, as a service manager sends; the exit code of the clean shutdown."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+
+@pytest.fixture
+def stack_dir(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "data"
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [MUSICSYNC, *args], capture_output=True, text=True, env=_env(), timeout=300, check=False
+    )
+
+
+def test_a_user_imports_lists_streams_and_downloads_and_data_survives_a_restart(
+    stack_dir: Path, tmp_path: Path
+) -> None:
+    # Given a running stack and a folder with three tracks and one file that is not audio
+    port = free_port()
+    stack = RunningStack(stack_dir, port)
+    try:
+        music = tmp_path / "music"
+        (music / "album").mkdir(parents=True)
+        make_audio("mp3", music / "one.mp3", tags={"title": "One", "artist": "Ada"})
+        make_audio("flac", music / "album" / "two.flac", tags={"title": "Two"})
+        make_audio("wav", music / "album" / "three.wav", seconds=2.0, tags={"title": "Three"})
+        make_not_audio(music / "notes.ogg")
+
+        # When the user gets a token and imports the folder
+        token = _cli("token", "alice", "--data-dir", str(stack_dir))
+        assert token.returncode == 0, token.stderr
+        bearer = token.stdout.strip()
+        imported = _cli("import", str(music), "--url", stack.url, "--data-dir", str(stack_dir))
+
+        # Then three are imported and the summary says which one failed and why
+        assert imported.returncode == 1, imported.stdout + imported.stderr
+        assert "Imported 3 of 4" in imported.stderr
+        assert "notes.ogg" in imported.stderr and "not_audio" in imported.stderr
+
+        api = httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {bearer}"})
+        tracks = api.get("/v1/tracks?sort=title").json()["items"]
+        assert [t["title"] for t in tracks] == ["One", "Three", "Two"]
+        three = tracks[1]
+
+        # and streams a range of one, and downloads it with a proper filename
+        stream = api.get(f"/v1/tracks/{three['id']}/stream").json()
+        part = httpx.get(stream["url"], headers={"Range": "bytes=-500"})
+        assert part.status_code == 206 and len(part.content) == 500
+        download = api.get(f"/v1/tracks/{three['id']}/download").json()
+        got = httpx.get(download["url"])
+        assert got.content == (music / "album" / "three.wav").read_bytes()
+        assert got.headers["content-disposition"].startswith('attachment; filename="Three.wav"')
+
+        # and the stack serves its API description
+        assert "/v1/tracks" in httpx.get(f"{stack.url}/openapi.json").json()["paths"]
+    finally:
+        assert stack.stop() == 0, stack.output()
+
+    # When the stack is started again on the same data dir
+    stack = RunningStack(stack_dir, free_port())
+    try:
+        # Then the library is still there
+        again = httpx.get(
+            f"{stack.url}/v1/tracks", headers={"Authorization": f"Bearer {bearer}"}
+        ).json()
+        assert len(again["items"]) == 3
+    finally:
+        assert stack.stop() == 0, stack.output()

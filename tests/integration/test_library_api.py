@@ -1,0 +1,508 @@
+"""The library API end to end through the local gateway, on real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.support.audio_files import (
+    FORMATS,
+    make_audio,
+    make_not_audio,
+    make_truncated,
+    make_unsupported,
+)
+from tests.support.stack import Api, StackHarness
+
+pytestmark = pytest.mark.integration
+
+TAGS: dict[str, str | list[str]] = {
+    "title": "Night Drive",
+    "artist": ["Ada Lane", "The Sync Band"],
+    "album": "Cues Vol. 1",
+    "date": "2024",
+    "genre": "Synthwave",
+    "isrc": "USRC17607839",
+    "bpm": "118",
+    "key": "Am",
+}
+EXPECTED = {
+    "mp3": ("mp3", "mp3", "audio/mpeg"),
+    "wav": ("wav", "pcm", "audio/wav"),
+    "bwf": ("wav", "pcm", "audio/wav"),
+    "flac": ("flac", "flac", "audio/flac"),
+    "aiff": ("aiff", "pcm", "audio/aiff"),
+    "m4a_aac": ("m4a", "aac", "audio/mp4"),
+    "m4a_alac": ("m4a", "alac", "audio/mp4"),
+    "ogg_vorbis": ("ogg", "vorbis", "audio/ogg"),
+    "ogg_opus": ("ogg", "opus", "audio/ogg"),
+}
+
+
+def _problem(response: object, status: int, code: str) -> dict[str, object]:
+    import httpx
+
+    assert isinstance(response, httpx.Response)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, object] = response.json()
+    assert body["code"] == code, body
+    assert body["status"] == status
+    return body
+
+
+def _row_counts(database_url: str, owner_email: str) -> tuple[int, int]:
+    """(tracks, pending-or-completed uploads) rows of the user with that email."""
+    with psycopg.connect(database_url) as conn:
+        tracks = conn.execute(
+            "SELECT count(*) FROM tracks t JOIN users u ON u.id = t.owner_id WHERE u.email = %s",
+            (owner_email,),
+        ).fetchone()
+        uploads = conn.execute(
+            "SELECT count(*) FROM uploads p JOIN users u ON u.id = p.owner_id "
+            "WHERE u.email = %s AND p.status <> 'rejected'",
+            (owner_email,),
+        ).fetchone()
+    assert tracks is not None and uploads is not None
+    return tracks[0], uploads[0]
+
+
+def _objects(harness: StackHarness) -> list[Path]:
+    root = harness.stack.settings.objects_dir
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_upload_of_each_supported_format_creates_a_track_with_its_metadata(
+    harness: StackHarness, tmp_path: Path, fmt: str
+) -> None:
+    # Given a tagged file of the format
+    path = make_audio(fmt, tmp_path / f"night-drive.{fmt}", seconds=1.0, tags=TAGS)
+    api = harness.user()
+
+    # When it is uploaded through the API
+    response = api.upload(path)
+
+    # Then the track carries what the file says
+    assert response.status_code == 201, response.text
+    track = response.json()
+    container, codec, content_type = EXPECTED[fmt]
+    assert (track["container"], track["codec"], track["content_type"]) == (
+        container,
+        codec,
+        content_type,
+    )
+    assert track["title"] == "Night Drive"
+    assert track["artists"] == ["Ada Lane", "The Sync Band"]
+    assert track["album"] == "Cues Vol. 1"
+    assert track["year"] == 2024
+    assert track["genre"] == "Synthwave"
+    assert track["isrc"] == "USRC17607839"
+    assert track["bpm"] == 118
+    assert track["musical_key"] == "Am"
+    assert 900 <= track["duration_ms"] <= 1100
+    assert track["size_bytes"] == path.stat().st_size
+    assert track["original_filename"] == path.name
+    assert response.headers["etag"] == '"1"'
+    # and it is in the owner's library
+    listed = api.get("/v1/tracks").json()["items"]
+    assert [t["id"] for t in listed] == [track["id"]]
+
+
+def test_untagged_file_takes_its_title_from_the_filename(
+    harness: StackHarness, tmp_path: Path
+) -> None:
+    path = make_audio("flac", tmp_path / "Rain Loop.flac")
+    response = harness.user().upload(path)
+    assert response.status_code == 201, response.text
+    assert response.json()["title"] == "Rain Loop"
+    assert response.json()["artists"] == []
+
+
+@pytest.mark.parametrize(
+    ("maker", "status", "code"),
+    [
+        (lambda p: make_not_audio(p / "cover.png"), 415, "not_audio"),
+        (lambda p: make_truncated("wav", p / "cut.wav"), 422, "corrupt_audio"),
+        (lambda p: make_truncated("flac", p / "cut.flac"), 422, "corrupt_audio"),
+        (lambda p: make_unsupported(p / "song.wma"), 415, "unsupported_codec"),
+    ],
+    ids=["not-audio", "truncated-wav", "truncated-flac", "wma"],
+)
+def test_bad_file_is_refused_and_leaves_nothing_behind(
+    harness: StackHarness, tmp_path: Path, maker: object, status: int, code: str
+) -> None:
+    # Given a file that is not acceptable audio
+    assert callable(maker)
+    path: Path = maker(tmp_path)
+    api = harness.user()
+    before = set(_objects(harness))
+    email = api.get("/v1/me").json()["email"]
+
+    # When it is uploaded
+    response = api.upload(path)
+
+    # Then it is refused with a stable code, and neither a row nor the bytes remain
+    _problem(response, status, code)
+    assert _row_counts(harness.stack.settings.database_url or "", email) == (0, 0)
+    assert set(_objects(harness)) == before
+
+
+def test_upload_over_the_size_limit_is_refused_before_any_byte_is_sent(
+    harness: StackHarness,
+) -> None:
+    limit = harness.stack.settings.upload_max_bytes
+    response = harness.user().post("/v1/uploads", json={"filename": "x.wav", "size": limit + 1})
+    body = _problem(response, 413, "upload_too_large")
+    assert body["max_bytes"] == limit
+
+
+def test_sending_more_bytes_than_announced_is_cut_off(
+    harness: StackHarness, tmp_path: Path
+) -> None:
+    path = make_audio("wav", tmp_path / "a.wav")
+    api = harness.user()
+    target = api.start_upload(path, size=100).json()
+    sent = harness.client.put(target["url"], content=path.read_bytes())
+    _problem(sent, 413, "upload_too_large")
+    # nothing arrived, so completion says so and the upload can still be used
+    _problem(api.post(f"/v1/uploads/{target['upload_id']}/complete"), 409, "upload_not_received")
+
+
+def test_fewer_bytes_than_announced_is_rejected_as_incomplete(
+    harness: StackHarness, tmp_path: Path
+) -> None:
+    path = make_audio("wav", tmp_path / "a.wav")
+    api = harness.user()
+    target = api.start_upload(path, size=path.stat().st_size + 10).json()
+    harness.client.put(target["url"], content=path.read_bytes())
+    _problem(api.post(f"/v1/uploads/{target['upload_id']}/complete"), 422, "upload_size_mismatch")
+
+
+def test_completing_an_unknown_upload_is_not_found(harness: StackHarness) -> None:
+    response = harness.user().post(f"/v1/uploads/{uuid.uuid4()}/complete")
+    _problem(response, 404, "upload_not_found")
+
+
+def test_completing_an_upload_twice_is_a_conflict_naming_the_track(
+    harness: StackHarness, tmp_path: Path
+) -> None:
+    path = make_audio("mp3", tmp_path / "a.mp3")
+    api = harness.user()
+    target = api.start_upload(path).json()
+    harness.client.put(target["url"], content=path.read_bytes())
+    first = api.post(f"/v1/uploads/{target['upload_id']}/complete")
+    assert first.status_code == 201
+    again = api.post(f"/v1/uploads/{target['upload_id']}/complete")
+    body = _problem(again, 409, "upload_already_completed")
+    assert body["track_id"] == first.json()["id"]
+
+
+def test_same_bytes_twice_is_a_duplicate_naming_the_existing_track(
+    harness: StackHarness, tmp_path: Path
+) -> None:
+    path = make_audio("flac", tmp_path / "a.flac")
+    api = harness.user()
+    first = api.upload(path).json()
+    before = set(_objects(harness))
+    body = _problem(api.upload(path), 409, "duplicate_track")
+    assert body["existing_track_id"] == first["id"]
+    assert set(_objects(harness)) == before
+    # another user may upload the same bytes to their own library
+    assert harness.user().upload(path).status_code == 201
+
+
+def test_upload_url_expires(harness: StackHarness, tmp_path: Path) -> None:
+    path = make_audio("wav", tmp_path / "a.wav")
+    api = harness.user()
+    target = api.start_upload(path).json()
+    harness.clock.advance(timedelta(hours=2))
+    _problem(harness.client.put(target["url"], content=path.read_bytes()), 403, "url_expired")
+    _problem(api.post(f"/v1/uploads/{target['upload_id']}/complete"), 410, "upload_expired")
+
+
+def test_tampered_upload_url_is_refused(harness: StackHarness, tmp_path: Path) -> None:
+    path = make_audio("wav", tmp_path / "a.wav")
+    target = harness.user().start_upload(path).json()
+    forged = target["url"].replace("max=", "max=9")
+    _problem(harness.client.put(forged, content=b"x"), 403, "url_signature_invalid")
+
+
+# -- listing ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def catalogue(harness: StackHarness, tmp_path_factory: pytest.TempPathFactory) -> Api:
+    """A user with five tracks of different titles, lengths, genres and artists."""
+    folder = tmp_path_factory.mktemp("catalogue")
+    api = harness.user()
+    specs = [
+        ("Echo", 1.5, "Ambient", ["Ada Lane"]),
+        ("alpha", 0.6, "Rock", ["Bo Reed"]),
+        ("Delta", 2.0, "ambient", ["Ada Lane", "Bo Reed"]),
+        ("Charlie", 0.8, "Jazz", ["Cy Moss"]),
+        ("Bravo", 1.2, "Rock", ["Ada Lane"]),
+    ]
+    for title, seconds, genre, artists in specs:
+        path = make_audio(
+            "wav",
+            folder / f"{title}.wav",
+            seconds=seconds,
+            tags={"title": title, "genre": genre, "artist": artists},
+        )
+        assert api.upload(path).status_code == 201
+        harness.clock.advance(timedelta(seconds=1))
+    return api
+
+
+def _all_pages(api: Api, query: str, limit: int = 2) -> list[str]:
+    titles: list[str] = []
+    cursor = None
+    while True:
+        url = f"/v1/tracks?limit={limit}&{query}" + (f"&cursor={cursor}" if cursor else "")
+        page = api.get(url)
+        assert page.status_code == 200, page.text
+        titles += [t["title"] for t in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            return titles
+
+
+@pytest.mark.parametrize(
+    ("sort", "expected"),
+    [
+        ("title", ["alpha", "Bravo", "Charlie", "Delta", "Echo"]),
+        ("-title", ["Echo", "Delta", "Charlie", "Bravo", "alpha"]),
+        ("duration", ["alpha", "Charlie", "Bravo", "Echo", "Delta"]),
+        ("-duration", ["Delta", "Echo", "Bravo", "Charlie", "alpha"]),
+        ("created", ["Echo", "alpha", "Delta", "Charlie", "Bravo"]),
+        ("-created", ["Bravo", "Charlie", "Delta", "alpha", "Echo"]),
+    ],
+)
+def test_listing_pages_through_every_track_once_in_the_requested_order(
+    catalogue: Api, sort: str, expected: list[str]
+) -> None:
+    assert _all_pages(catalogue, f"sort={sort}") == expected
+
+
+def test_listing_filters_by_genre_and_artist_case_insensitively(catalogue: Api) -> None:
+    assert _all_pages(catalogue, "sort=title&genre=AMBIENT") == ["Delta", "Echo"]
+    assert _all_pages(catalogue, "sort=title&artist=bo%20reed") == ["alpha", "Delta"]
+
+
+def test_a_cursor_from_another_sort_is_refused(catalogue: Api) -> None:
+    cursor = catalogue.get("/v1/tracks?limit=1&sort=title").json()["next_cursor"]
+    _problem(catalogue.get(f"/v1/tracks?sort=duration&cursor={cursor}"), 400, "invalid_cursor")
+    _problem(catalogue.get("/v1/tracks?cursor=not-a-cursor"), 400, "invalid_cursor")
+
+
+def test_unknown_sort_is_a_validation_error(catalogue: Api) -> None:
+    _problem(catalogue.get("/v1/tracks?sort=size"), 422, "validation_failed")
+
+
+# -- one track --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def track(harness: StackHarness, tmp_path: Path) -> tuple[Api, dict[str, object]]:
+    api = harness.user()
+    path = make_audio("wav", tmp_path / "t.wav", seconds=2.0, tags={"title": "Tide"})
+    response = api.upload(path)
+    assert response.status_code == 201
+    return api, response.json()
+
+
+def test_editing_whitelisted_fields_bumps_the_version(
+    track: tuple[Api, dict[str, object]],
+) -> None:
+    api, t = track
+    response = api.patch(
+        f"/v1/tracks/{t['id']}",
+        json={"title": "Tide (Edit)", "artists": ["Mo"], "bpm": 90, "genre": None},
+    )
+    assert response.status_code == 200, response.text
+    edited = response.json()
+    assert (edited["title"], edited["artists"], edited["bpm"], edited["genre"]) == (
+        "Tide (Edit)",
+        ["Mo"],
+        90,
+        None,
+    )
+    assert edited["version"] == 2
+    assert response.headers["etag"] == '"2"'
+    assert api.get(f"/v1/tracks/{t['id']}").json()["title"] == "Tide (Edit)"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"sha256": "0" * 64}, {"duration_ms": 1}, {"title": None}, {"isrc": "nope"}, {"year": 99}],
+    ids=["sha256", "duration", "null-title", "bad-isrc", "bad-year"],
+)
+def test_editing_anything_else_is_refused(
+    track: tuple[Api, dict[str, object]], body: dict[str, object]
+) -> None:
+    api, t = track
+    _problem(api.patch(f"/v1/tracks/{t['id']}", json=body), 422, "validation_failed")
+
+
+def test_editing_a_stale_version_is_refused_with_the_current_one(
+    track: tuple[Api, dict[str, object]],
+) -> None:
+    api, t = track
+    assert api.patch(f"/v1/tracks/{t['id']}", json={"album": "A"}).status_code == 200
+    stale = api.patch(f"/v1/tracks/{t['id']}", json={"album": "B"}, headers={"If-Match": '"1"'})
+    body = _problem(stale, 412, "version_mismatch")
+    assert body["current_version"] == 2
+    fresh = api.patch(f"/v1/tracks/{t['id']}", json={"album": "B"}, headers={"If-Match": '"2"'})
+    assert fresh.status_code == 200
+
+
+def test_deleting_a_track_removes_row_and_audio(
+    harness: StackHarness, track: tuple[Api, dict[str, object]]
+) -> None:
+    api, t = track
+    before = len(_objects(harness))
+    assert api.delete(f"/v1/tracks/{t['id']}").status_code == 204
+    _problem(api.get(f"/v1/tracks/{t['id']}"), 404, "track_not_found")
+    assert len(_objects(harness)) == before - 1
+    _problem(api.delete(f"/v1/tracks/{t['id']}"), 404, "track_not_found")
+
+
+# -- streaming and downloading --------------------------------------------------------------
+
+
+def _media(harness: StackHarness, api: Api, track_id: object, kind: str) -> str:
+    response = api.get(f"/v1/tracks/{track_id}/{kind}")
+    assert response.status_code == 200, response.text
+    url: str = response.json()["url"]
+    return url
+
+
+@pytest.mark.parametrize(
+    ("range_header", "expected"),
+    [
+        ("bytes=0-99", slice(0, 100)),
+        ("bytes=1000-1499", slice(1000, 1500)),
+        ("bytes=-500", slice(-500, None)),
+    ],
+    ids=["first-bytes", "middle", "suffix"],
+)
+def test_streaming_serves_byte_ranges(
+    harness: StackHarness,
+    track: tuple[Api, dict[str, object]],
+    tmp_path: Path,
+    range_header: str,
+    expected: slice,
+) -> None:
+    api, t = track
+    whole = harness.client.get(_media(harness, api, t["id"], "stream"))
+    assert whole.status_code == 200
+    assert whole.headers["accept-ranges"] == "bytes"
+    assert whole.headers["content-type"] == "audio/wav"
+    part = harness.client.get(
+        _media(harness, api, t["id"], "stream"), headers={"Range": range_header}
+    )
+    assert part.status_code == 206
+    assert part.content == whole.content[expected]
+    size = len(whole.content)
+    start = expected.start if expected.start >= 0 else size + expected.start
+    assert part.headers["content-range"] == f"bytes {start}-{start + len(part.content) - 1}/{size}"
+
+
+def test_unsatisfiable_range_is_416(
+    harness: StackHarness, track: tuple[Api, dict[str, object]]
+) -> None:
+    api, t = track
+    url = _media(harness, api, t["id"], "stream")
+    response = harness.client.get(url, headers={"Range": "bytes=99999999-"})
+    assert response.status_code == 416
+    assert response.headers["content-range"].startswith("bytes */")
+
+
+def test_download_is_an_attachment_with_a_proper_filename(
+    harness: StackHarness, tmp_path: Path
+) -> None:
+    api = harness.user()
+    path = make_audio("flac", tmp_path / "x.flac", tags={"title": "Café: Nuit", "artist": "Zoë"})
+    t = api.upload(path).json()
+    response = harness.client.get(_media(harness, api, t["id"], "download"))
+    assert response.status_code == 200
+    assert response.content == path.read_bytes()
+    assert response.headers["content-disposition"] == (
+        'attachment; filename="Zo_ - Caf__ Nuit.flac"; '
+        "filename*=UTF-8''Zo%C3%AB%20-%20Caf%C3%A9_%20Nuit.flac"
+    )
+
+
+def test_media_urls_expire(harness: StackHarness, track: tuple[Api, dict[str, object]]) -> None:
+    api, t = track
+    url = _media(harness, api, t["id"], "stream")
+    harness.clock.advance(timedelta(minutes=6))
+    _problem(harness.client.get(url), 403, "url_expired")
+
+
+# -- authorization ----------------------------------------------------------------------------
+
+
+def test_no_route_lets_another_user_see_or_touch_a_track(
+    harness: StackHarness, track: tuple[Api, dict[str, object]], tmp_path: Path
+) -> None:
+    owner, t = track
+    mallory = harness.user("mallory")
+    tid = t["id"]
+    for response in (
+        mallory.get(f"/v1/tracks/{tid}"),
+        mallory.patch(f"/v1/tracks/{tid}", json={"title": "mine"}),
+        mallory.delete(f"/v1/tracks/{tid}"),
+        mallory.get(f"/v1/tracks/{tid}/stream"),
+        mallory.get(f"/v1/tracks/{tid}/download"),
+    ):
+        _problem(response, 404, "track_not_found")
+    assert tid not in [x["id"] for x in mallory.get("/v1/tracks").json()["items"]]
+    # and another user's upload cannot be completed by mallory
+    path = make_audio("wav", tmp_path / "o.wav")
+    target = owner.start_upload(path).json()
+    harness.client.put(target["url"], content=path.read_bytes())
+    _problem(mallory.post(f"/v1/uploads/{target['upload_id']}/complete"), 404, "upload_not_found")
+    # the owner still has it all
+    assert owner.get(f"/v1/tracks/{tid}").json()["title"] == "Tide"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/me"),
+        ("GET", "/v1/tracks"),
+        ("POST", "/v1/uploads"),
+        ("GET", "/v1/tracks/0f6b7e52-4b7c-4f43-9b59-4d0b3c2f1a11"),
+        ("GET", "/v1/tracks/0f6b7e52-4b7c-4f43-9b59-4d0b3c2f1a11/stream"),
+        ("PATCH", "/v1/tracks/0f6b7e52-4b7c-4f43-9b59-4d0b3c2f1a11"),
+        ("DELETE", "/v1/tracks/0f6b7e52-4b7c-4f43-9b59-4d0b3c2f1a11"),
+    ],
+)
+def test_every_route_needs_a_valid_token(harness: StackHarness, method: str, path: str) -> None:
+    _problem(harness.client.request(method, path), 401, "token_missing")
+    bad = harness.client.request(method, path, headers={"Authorization": "Bearer abc.def.ghi"})
+    assert bad.status_code == 401
+    assert bad.json()["code"] == "token_malformed"
+
+
+# -- the stack itself ---------------------------------------------------------------------------
+
+
+def test_health_openapi_and_docs_are_served(harness: StackHarness) -> None:
+    assert harness.client.get("/healthz").json()["migrations"] == "applied"
+    spec = harness.client.get("/openapi.json").json()
+    assert {"/v1/tracks", "/v1/tracks/{track_id}", "/v1/uploads"} <= set(spec["paths"])
+    assert "musicsync API" in harness.client.get("/docs").text
+    jwks = harness.client.get("/.well-known/jwks.json").json()
+    assert jwks["keys"][0]["kty"] == "RSA"
+
+
+def test_unknown_route_is_a_problem_not_a_stack_trace(harness: StackHarness) -> None:
+    _problem(harness.client.get("/v1/nothing"), 404, "route_not_found")
+    _problem(harness.user().get("/v1/tracks/not-a-uuid"), 422, "validation_failed")

@@ -1,0 +1,61 @@
+"""Cursors, ids, routing and download names."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from services.core.errors import ProblemError
+from services.core.ids import uuid7
+from services.core.pagination import decode_cursor, encode_cursor
+from services.gateway.routes import module_for
+from services.library.logic import download_filename
+
+pytestmark = pytest.mark.unit
+
+
+def test_cursor_round_trips_within_its_scope_only() -> None:
+    cursor = encode_cursor({"scope": "title||", "v": "abc", "id": "1"})
+    assert decode_cursor(cursor, scope="title||")["v"] == "abc"
+    with pytest.raises(ProblemError) as err:
+        decode_cursor(cursor, scope="duration||")
+    assert err.value.code == "invalid_cursor"
+
+
+@pytest.mark.parametrize("garbage", ["", "!!!", "e30", "bnVsbA"])
+def test_garbage_cursor_is_a_client_error(garbage: str) -> None:
+    with pytest.raises(ProblemError) as err:
+        decode_cursor(garbage, scope="x")
+    assert err.value.status == 400
+
+
+def test_uuid7_is_version_7_and_ordered_by_time() -> None:
+    a = uuid7(datetime(2026, 1, 1, tzinfo=UTC))
+    b = uuid7(datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC))
+    assert (a.version, a.variant) == (7, uuid.RFC_4122)
+    assert a < b
+    assert int(a.hex[:12], 16) == int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+@pytest.mark.parametrize(
+    ("path", "module"),
+    [
+        ("/v1/tracks", "services.library.handler"),
+        ("/v1/tracks/1/stream", "services.library.handler"),
+        ("/v1/uploads/1/complete", "services.library.handler"),
+        ("/v1/trackster", None),
+        ("/", None),
+    ],
+)
+def test_routing_matches_whole_path_segments(path: str, module: str | None) -> None:
+    assert module_for(path) == module
+
+
+def test_download_filename_names_artists_and_title_without_unsafe_characters() -> None:
+    row = {"title": "A/B: C?", "artists": ["X", "Y"], "file_extension": ".wav"}
+    assert download_filename(row) == "X & Y - A_B_ C_.wav"
+    assert (
+        download_filename({"title": "...", "artists": [], "file_extension": ".mp3"}) == "track.mp3"
+    )
