@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,8 @@ from services.core.clock import Clock, SystemClock
 from services.core.objects.local import LocalObjectStore
 from services.core.settings import Settings
 from services.gateway.openapi import merged_openapi
+
+log = logging.getLogger("musicsync.stack")
 
 
 @dataclass
@@ -73,12 +77,43 @@ def open_stack(settings: Settings, clock: Clock | None = None) -> Iterator[Local
                 ready=lambda: _ready(deps, servers),
                 openapi=merged_openapi,
             )
-            yield LocalStack(settings, servers, deps, idp, app)
+            stop_sweeping = _every(settings.upload_sweep_seconds, _sweep_uploads)
+            try:
+                yield LocalStack(settings, servers, deps, idp, app)
+            finally:
+                stop_sweeping()
         finally:
             wiring.install(None)
             deps.close()
     finally:
         servers.stop()
+
+
+def _sweep_uploads() -> None:
+    from services.library.logic import library
+
+    library().expire_uploads()
+
+
+def _every(seconds: float, job: Callable[[], None]) -> Callable[[], None]:
+    """Run ``job`` every ``seconds`` in a daemon thread (as EventBridge would); return a stopper."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(seconds):
+            try:
+                job()
+            except Exception:  # a failed sweep is retried on the next tick
+                log.exception("periodic job %s failed", job.__name__)
+
+    thread = threading.Thread(target=loop, name=f"every-{job.__name__}", daemon=True)
+    thread.start()
+
+    def stopper() -> None:
+        stop.set()
+        thread.join(timeout=10)
+
+    return stopper
 
 
 def _ready(deps: wiring.Dependencies, servers: EmbeddedServers) -> dict[str, Any]:

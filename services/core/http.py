@@ -12,8 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from services.core.errors import PROBLEM_CONTENT_TYPE, ProblemError
-from services.core.users import Principal
-from services.core.wiring import dependencies
+from services.core.principal import Principal
 
 CORRELATION_HEADER = "x-correlation-id"
 log = logging.getLogger("musicsync.http")
@@ -48,6 +47,10 @@ class ServiceResolver(APIGatewayHttpResolver):
 
 
 def authenticate(authorization: str | None) -> Principal:
+    # Imported on first use: building dependencies (settings, JWT, pool) is first-call work,
+    # and importing a handler must not need a configured environment (OpenAPI generation).
+    from services.core.wiring import dependencies
+
     deps = dependencies()
     return deps.users.provision(deps.verifier.verify_authorization_header(authorization))
 

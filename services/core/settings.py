@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     multipart_threshold_bytes: int = 100 * 1024**2
     multipart_part_bytes: int = 64 * 1024**2
     upload_url_ttl_seconds: int = 3600
+    # How often the local stack removes uploads that expired without completion.
+    upload_sweep_seconds: float = 300
     media_url_ttl_seconds: int = 300
     # Local object store: HMAC key for signed URLs (generated into the data dir when unset).
     object_signing_secret: str | None = None

@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from psycopg_pool import ConnectionPool
-
-from services.core.clock import Clock
-from services.core.identity.verifier import VerifiedToken
 from services.core.ids import uuid7
+from services.core.principal import Principal
 
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
 
-@dataclass(frozen=True)
-class Principal:
-    user_id: uuid.UUID
-    issuer: str
-    subject: str
-    email: str | None
-    name: str | None
+    from services.core.clock import Clock
+    from services.core.identity.verifier import VerifiedToken
 
 
 _UPSERT = """

@@ -11,9 +11,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from services.core.errors import ProblemError
 from services.core.http import create_resolver, current_principal
 from services.core.objects.port import CompletedPart
-from services.core.users import Principal
-from services.core.wiring import dependencies
-from services.library.logic import Library
+from services.core.principal import Principal
+from services.library.logic import library
 from services.library.models import (
     CompleteRequest,
     MediaUrlOut,
@@ -28,11 +27,6 @@ from services.library.models import (
 
 app = create_resolver()
 Caller = Annotated[Principal, Depends(current_principal)]
-
-
-def library() -> Library:
-    deps = dependencies()
-    return Library(deps.pool, deps.objects, deps.clock, deps.settings)
 
 
 def _json(model: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response[Any]:

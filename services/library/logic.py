@@ -6,18 +6,15 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg import errors as pg_errors
-from psycopg_pool import ConnectionPool
 
-from services.core.clock import Clock
 from services.core.errors import NotFound, ProblemError
 from services.core.ids import uuid7
-from services.core.objects.port import CompletedPart, ObjectStore, UploadNotReceived
+from services.core.objects.port import CompletedPart, UploadNotReceived
 from services.core.pagination import decode_cursor, encode_cursor
-from services.core.settings import Settings
-from services.core.users import Principal
+from services.core.principal import Principal
 from services.library import repository as repo
 from services.library.models import (
     MediaUrlOut,
@@ -28,6 +25,13 @@ from services.library.models import (
     UploadPartOut,
     UploadRequest,
 )
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
+
+    from services.core.clock import Clock
+    from services.core.objects.port import ObjectStore
+    from services.core.settings import Settings
 
 # HTTP status for each reason audio is refused.
 _REJECTION_STATUS = {"not_audio": 415, "unsupported_codec": 415, "corrupt_audio": 422}
@@ -184,6 +188,19 @@ class Library:
             repo.finish_upload(conn, upload_id, status="completed", at=now, track_id=track_id)
         return TrackOut.model_validate(row)
 
+    def expire_uploads(self, *, limit: int = 500) -> int:
+        """Remove the bytes of uploads never completed in time; return how many were expired."""
+        now = self.clock.now()
+        with self.pool.connection() as conn:
+            expired = repo.lock_expired_uploads(conn, now, limit)
+            for upload in expired:
+                # Bytes first: if that fails the row stays pending and the next sweep retries.
+                self.objects.abort_upload(upload["object_key"], upload["multipart_id"])
+                repo.finish_upload(
+                    conn, upload["id"], status="rejected", at=now, rejection_code="upload_expired"
+                )
+        return len(expired)
+
     # -- tracks -------------------------------------------------------------------------------
     def list_tracks(
         self,
@@ -284,6 +301,14 @@ class Library:
         if row is None:
             raise track_not_found()
         return row
+
+
+def library() -> Library:
+    """The library over this process's dependencies (built on first use)."""
+    from services.core.wiring import dependencies
+
+    deps = dependencies()
+    return Library(deps.pool, deps.objects, deps.clock, deps.settings)
 
 
 def _check_still_open(upload: dict[str, Any]) -> None:

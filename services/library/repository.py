@@ -42,6 +42,16 @@ def lock_upload(conn: Connection[Any], owner_id: uuid.UUID, upload_id: uuid.UUID
     return row
 
 
+def lock_expired_uploads(conn: Connection[Any], now: datetime, limit: int) -> list[Row]:
+    """Pending uploads past their expiry; SKIP LOCKED so concurrent sweepers share the work."""
+    return conn.execute(
+        """SELECT id, object_key, multipart_id FROM uploads
+           WHERE status = 'pending' AND expires_at < %s
+           ORDER BY expires_at LIMIT %s FOR UPDATE SKIP LOCKED""",
+        (now, limit),
+    ).fetchall()
+
+
 def finish_upload(
     conn: Connection[Any],
     upload_id: uuid.UUID,

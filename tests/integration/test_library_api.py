@@ -506,3 +506,25 @@ def test_health_openapi_and_docs_are_served(harness: StackHarness) -> None:
 def test_unknown_route_is_a_problem_not_a_stack_trace(harness: StackHarness) -> None:
     _problem(harness.client.get("/v1/nothing"), 404, "route_not_found")
     _problem(harness.user().get("/v1/tracks/not-a-uuid"), 422, "validation_failed")
+
+
+def test_uploads_never_completed_are_swept_with_their_bytes(
+    harness: StackHarness, tmp_path: Path
+) -> None:
+    from services.library.sweeper import lambda_handler
+
+    # Given an upload whose bytes arrived but which was never completed
+    path = make_audio("wav", tmp_path / "abandoned.wav")
+    api = harness.user()
+    target = api.start_upload(path).json()
+    harness.client.put(target["url"], content=path.read_bytes())
+    assert [p for p in _objects(harness) if p.name == target["upload_id"]]
+
+    # When its URL has expired and the scheduled sweeper runs
+    harness.clock.advance(timedelta(hours=2))
+    result = lambda_handler({}, None)
+
+    # Then its bytes are gone and completing it says it expired
+    assert result["expired"] >= 1
+    assert not [p for p in _objects(harness) if p.name == target["upload_id"]]
+    _problem(api.post(f"/v1/uploads/{target['upload_id']}/complete"), 409, "upload_rejected")
