@@ -170,7 +170,7 @@ def test_sending_more_bytes_than_announced_is_cut_off(
     sent = harness.client.put(target["url"], content=path.read_bytes())
     _problem(sent, 413, "upload_too_large")
     # nothing arrived, so completion says so and the upload can still be used
-    _problem(api.post(f"/v1/uploads/{target['upload_id']}/complete"), 409, "upload_not_received")
+    _problem(api.complete(target["upload_id"]), 409, "upload_not_received")
 
 
 def test_fewer_bytes_than_announced_is_rejected_as_incomplete(
@@ -180,7 +180,7 @@ def test_fewer_bytes_than_announced_is_rejected_as_incomplete(
     api = harness.user()
     target = api.start_upload(path, size=path.stat().st_size + 10).json()
     harness.client.put(target["url"], content=path.read_bytes())
-    _problem(api.post(f"/v1/uploads/{target['upload_id']}/complete"), 422, "upload_size_mismatch")
+    _problem(api.complete(target["upload_id"]), 422, "upload_size_mismatch")
 
 
 def test_completing_an_unknown_upload_is_not_found(harness: StackHarness) -> None:
@@ -193,11 +193,10 @@ def test_completing_an_upload_twice_is_a_conflict_naming_the_track(
 ) -> None:
     path = make_audio("mp3", tmp_path / "a.mp3")
     api = harness.user()
-    target = api.start_upload(path).json()
-    harness.client.put(target["url"], content=path.read_bytes())
-    first = api.post(f"/v1/uploads/{target['upload_id']}/complete")
+    target = api.send(path)
+    first = api.complete(target["upload_id"])
     assert first.status_code == 201
-    again = api.post(f"/v1/uploads/{target['upload_id']}/complete")
+    again = api.complete(target["upload_id"])
     body = _problem(again, 409, "upload_already_completed")
     assert body["track_id"] == first.json()["id"]
 
@@ -222,7 +221,7 @@ def test_upload_url_expires(harness: StackHarness, tmp_path: Path) -> None:
     target = api.start_upload(path).json()
     harness.clock.advance(timedelta(hours=2))
     _problem(harness.client.put(target["url"], content=path.read_bytes()), 403, "url_expired")
-    _problem(api.post(f"/v1/uploads/{target['upload_id']}/complete"), 410, "upload_expired")
+    _problem(api.complete(target["upload_id"]), 410, "upload_expired")
 
 
 def test_tampered_upload_url_is_refused(harness: StackHarness, tmp_path: Path) -> None:
@@ -465,9 +464,8 @@ def test_no_route_lets_another_user_see_or_touch_a_track(
     assert tid not in [x["id"] for x in mallory.get("/v1/tracks").json()["items"]]
     # and another user's upload cannot be completed by mallory
     path = make_audio("wav", tmp_path / "o.wav")
-    target = owner.start_upload(path).json()
-    harness.client.put(target["url"], content=path.read_bytes())
-    _problem(mallory.post(f"/v1/uploads/{target['upload_id']}/complete"), 404, "upload_not_found")
+    target = owner.send(path)
+    _problem(mallory.complete(target["upload_id"]), 404, "upload_not_found")
     # the owner still has it all
     assert owner.get(f"/v1/tracks/{tid}").json()["title"] == "Tide"
 
@@ -516,8 +514,7 @@ def test_uploads_never_completed_are_swept_with_their_bytes(
     # Given an upload whose bytes arrived but which was never completed
     path = make_audio("wav", tmp_path / "abandoned.wav")
     api = harness.user()
-    target = api.start_upload(path).json()
-    harness.client.put(target["url"], content=path.read_bytes())
+    target = api.send(path)
     assert [p for p in _objects(harness) if p.name == target["upload_id"]]
 
     # When its URL has expired and the scheduled sweeper runs
@@ -527,4 +524,4 @@ def test_uploads_never_completed_are_swept_with_their_bytes(
     # Then its bytes are gone and completing it says it expired
     assert result["expired"] >= 1
     assert not [p for p in _objects(harness) if p.name == target["upload_id"]]
-    _problem(api.post(f"/v1/uploads/{target['upload_id']}/complete"), 409, "upload_rejected")
+    _problem(api.complete(target["upload_id"]), 409, "upload_rejected")

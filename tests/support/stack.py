@@ -53,14 +53,21 @@ class Api:
             "/v1/uploads", json={"filename": path.name, "size": size or path.stat().st_size}
         )
 
-    def upload(self, path: Path) -> httpx.Response:
-        """The whole flow a client runs: start, send the bytes, complete."""
+    def send(self, path: Path) -> dict[str, Any]:
+        """Start an upload and send the bytes; the upload target, not yet completed."""
         started = self.start_upload(path)
         assert started.status_code == 201, started.text
-        target = started.json()
+        target: dict[str, Any] = started.json()
         sent = self.client.put(target["url"], content=path.read_bytes(), headers=target["headers"])
         assert sent.status_code == 200, sent.text
-        return self.post(f"/v1/uploads/{target['upload_id']}/complete", json={})
+        return target
+
+    def complete(self, upload_id: str) -> httpx.Response:
+        return self.post(f"/v1/uploads/{upload_id}/complete", json={})
+
+    def upload(self, path: Path) -> httpx.Response:
+        """The whole flow a client runs: start, send the bytes, complete."""
+        return self.complete(self.send(path)["upload_id"])
 
 
 @dataclass
