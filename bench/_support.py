@@ -7,6 +7,7 @@ SIGTERM (as a service manager would) and its temporary data dir is removed.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -15,11 +16,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+import traceback
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import psutil  # type: ignore[import-untyped]
@@ -53,7 +55,7 @@ def print_table(title: str, rows: Sequence[Row]) -> None:
     headers = ("metric", "measured", "target", "pass/fail")
     cells = [headers, *((r.metric, r.measured, r.target, r.verdict) for r in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    rule = "+".join("-" * (w + 2) for w in widths)
+    rule = "-+-".join("-" * w for w in widths)
     print(f"\n== {title} ==")
     for n, row in enumerate(cells):
         print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -65,6 +67,23 @@ def print_table(title: str, rows: Sequence[Row]) -> None:
 def exit_code(rows: Sequence[Row]) -> int:
     """0 when every target is met, 1 when one is missed."""
     return 1 if any(r.passed is False for r in rows) else 0
+
+
+def run_main(main: Callable[[], int]) -> NoReturn:
+    """Exit with main's code (0 all targets met, 1 one missed), or 2 when the benchmark broke.
+
+    SIGTERM unwinds like an exception, so the stack is stopped and temp files are removed.
+    """
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        code = 130
+    except Exception:
+        traceback.print_exc()
+        print("benchmark failed before it could measure everything (exit 2)", file=sys.stderr)
+        code = 2
+    sys.exit(code)
 
 
 def percentile(sorted_values: Sequence[float], p: float) -> float:
@@ -106,6 +125,39 @@ def rss_bytes(pid: int) -> int:
 def cpu_seconds(pid: int) -> float:
     times = psutil.Process(pid).cpu_times()
     return float(times.user + times.system)
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all cores, all processes) since boot."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
+class OtherCpu:
+    """CPU that everything else on the machine used during a block: all cores' busy time
+    minus this process and the children it waited for. A noise gauge for the figures."""
+
+    def __enter__(self) -> OtherCpu:
+        self._start = self._now()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        busy, own, wall = (end - start for end, start in zip(self._now(), self._start, strict=True))
+        self.seconds = max(busy - own, 0.0)
+        self.wall = wall
+
+    @staticmethod
+    def _now() -> tuple[float, float, float]:
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        own = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+        return machine_busy_seconds(), own, time.perf_counter()
+
+    def row(self) -> Row:
+        return Row(
+            "rest of the machine meanwhile (other processes, kernel)",
+            f"{100 * self.seconds / self.wall:.0f}% of a core",
+        )
 
 
 def processes_under(path: Path) -> list[Any]:
@@ -200,9 +252,22 @@ class Stack:
             time.sleep(0.2)
         raise RuntimeError(f"stack not healthy after {self._start_timeout:.0f} s:\n{self.output()}")
 
+    def server_processes(self) -> list[Any]:
+        """The ``musicsync up`` process and the worker processes that serve its requests."""
+        main = psutil.Process(self.pid)
+        return [main, *(c for c in main.children() if "python" in c.name())]
+
+    def server_rss_bytes(self) -> int:
+        """Resident memory of the serving processes together (not PostgreSQL/Redis)."""
+        return sum(rss_bytes(p.pid) for p in self.server_processes())
+
+    def server_cpu_seconds(self) -> float:
+        return sum(cpu_seconds(p.pid) for p in self.server_processes())
+
     def embedded_servers(self) -> list[Any]:
         """The embedded PostgreSQL and Redis server processes of this stack (not their children)."""
-        procs = [p for p in processes_under(self.tmp) if p.pid != self.pid]
+        serving = {p.pid for p in self.server_processes()}
+        procs = [p for p in processes_under(self.tmp) if p.pid not in serving]
         pids = {p.pid for p in procs}
         return [p for p in procs if p.ppid() not in pids]
 

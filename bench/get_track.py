@@ -29,11 +29,12 @@ from bench._support import (
     Stack,
     TempDir,
     api_client,
-    cpu_seconds,
     exit_code,
     log,
+    machine_busy_seconds,
     percentile,
     print_table,
+    run_main,
     tree_cpu_seconds,
     upload,
 )
@@ -263,8 +264,28 @@ def _frame_function(frame: str) -> str:
     return f"{name} ({path})"
 
 
-def summarize_profile(raw: Path, top: int = 25) -> None:
-    """Print self time by package and by function, and inclusive time by function."""
+# Inclusive shares worth knowing for this route: (label, function name as py-spy shows it).
+_STAGES = (
+    ("event loop thread: uvicorn + starlette + thread hop", "RequestResponseCycle.run_asgi"),
+    ("  local gateway proxy (HTTP -> event -> HTTP)", "create_app.<locals>.proxy"),
+    ("  run_in_threadpool (hand-off to a worker thread)", "run_in_threadpool"),
+    ("  uvicorn writing the response", "RequestResponseCycle.send"),
+    ("handler (musicsync.asgi._invoke, under the lock)", "_invoke"),
+    ("  authenticate (token check + user lookup)", "authenticate"),
+    ("    JWT verification", "TokenVerifier.verify"),
+    ("  powertools resolve (routing, validation, response)", "ApiGatewayResolver.resolve"),
+    ("    powertools Depends resolution", "build_dependency_tree"),
+    ("    the route function get_track", "get_track"),
+    ("      Library.get_track (DB read)", "Library.get_track"),
+    ("      psycopg query execution", "Cursor.execute"),
+    ("      pool checkout/return", "ConnectionPool.connection"),
+    ("    response validation", "OpenAPIResponseValidationMiddleware._handle_response"),
+    ("    pydantic model_dump", "BaseModel.model_dump"),
+)
+
+
+def summarize_profile(raw: Path, top: int = 20) -> None:
+    """Print the share of the main stages, and self time by package and by function."""
     stacks: list[tuple[list[str], int]] = []
     for line in raw.read_text().splitlines():
         body, _, count = line.rpartition(" ")
@@ -282,17 +303,22 @@ def summarize_profile(raw: Path, top: int = 25) -> None:
     for frames, n in stacks:
         by_package[_frame_package(frames[-1])] += n
         self_fn[_frame_function(frames[-1])] += n
-        for fn in {_frame_function(f) for f in frames}:
-            inclusive[fn] += n
-
-    def show(title: str, counts: Counter[str]) -> None:
-        print(f"\n-- {title} (share of {total} non-idle samples) --")
+        for name in {f.partition(" (")[0] for f in frames}:
+            inclusive[name] += n
+    print(f"(shares of {total} samples of the thread holding the GIL)")
+    workers = sum(n for frames, n in stacks if any("WorkerThread.run" in f for f in frames))
+    print("\n-- main stages (inclusive) --")
+    print(f"{100 * (total - workers) / total:6.1f}%  event loop thread, all of it")
+    print(f"{100 * workers / total:6.1f}%  worker threads (anyio thread pool), all of it")
+    for label, name in _STAGES:
+        print(f"{100 * inclusive[name] / total:6.1f}%  {label}  [{name}]")
+    for title, counts in (
+        ("self time by package (leaf frame)", by_package),
+        ("self time by function", self_fn),
+    ):
+        print(f"\n-- {title} --")
         for name, n in counts.most_common(top):
             print(f"{100 * n / total:6.1f}%  {name}")
-
-    show("self time by package (leaf frame)", by_package)
-    show("self time by function", self_fn)
-    show("inclusive time by function", inclusive)
     print(flush=True)
 
 
@@ -314,6 +340,8 @@ def profile_server(
             str(round(seconds)),
             "--rate",
             "200",
+            # Only the thread holding the GIL: threads queued on the handler lock are not work.
+            "--gil",
             "--format",
             "raw",
             "--output",
@@ -385,19 +413,24 @@ def main(argv: list[str] | None = None) -> int:
         if client == "wrk" and warmup > 0:
             run_wrk(url, token, warmup, args.connections, script)
             log(f"measuring {duration:.0f} s")
-        server_cpu = cpu_seconds(stack.pid)
+        server_cpu = stack.server_cpu_seconds()
         db_cpu = tree_cpu_seconds(servers)
+        busy = machine_busy_seconds()
         wall = time.perf_counter()
         if client == "wrk":
             result = run_wrk(url, token, duration, args.connections, script)
         else:
             result = run_python(stack.port, path, token, warmup, duration, args.connections)
         wall = time.perf_counter() - wall
-        server_cpu = cpu_seconds(stack.pid) - server_cpu
+        busy = machine_busy_seconds() - busy
+        server_cpu = stack.server_cpu_seconds() - server_cpu
         db_after = tree_cpu_seconds(servers)
         db_cpu_used = sum(db_after[pid] - db_cpu.get(pid, 0.0) for pid in db_after)
         # The asyncio client warms up and measures in one go: its CPU figures span both.
         wall_note = " (incl. warm-up)" if client == "python" else ""
+        # Everything else that ran meanwhile: other processes compete for the two cores.
+        client_cpu = result.client_cpu_seconds * (wall / result.seconds)
+        other = busy - server_cpu - db_cpu_used - client_cpu
 
         rows = [
             Row(
@@ -430,7 +463,23 @@ def main(argv: list[str] | None = None) -> int:
                 f"load generator CPU ({result.client})",
                 f"{100 * result.client_cpu_seconds / result.seconds:.0f}% of a core",
             ),
+            Row(
+                "rest of the machine: other processes, kernel" + wall_note,
+                f"{100 * max(other, 0.0) / wall:.0f}% of a core",
+            ),
         ]
+        # The cost of one request with no queueing: one connection, a few seconds.
+        log("one connection, 5 s: the service time without queueing")
+        if client == "wrk":
+            single = run_wrk(url, token, 5.0, 1, script)
+        else:
+            single = run_python(stack.port, path, token, 1.0, 5.0, 1)
+        rows.append(
+            Row(
+                "1 connection: p50 / p99, requests/s",
+                f"{single.p50_ms:.2f} / {single.p99_ms:.2f} ms, {single.rps:.0f}",
+            )
+        )
         print_table(
             f"GET /v1/tracks/{{id}}: {args.connections} connections, {duration:.0f} s "
             f"after {warmup:.0f} s warm-up, client {result.client}",
@@ -443,4 +492,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

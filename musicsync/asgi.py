@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
-import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,9 @@ def create_app(
             request_id=correlation_id,
             host=request.url.hostname or "localhost",
         )
-        result = await run_in_threadpool(_invoke, module, event, LambdaContextStub(correlation_id))
+        result = await asyncio.get_running_loop().run_in_executor(
+            _container(module), routes.handler(module), event, LambdaContextStub(correlation_id)
+        )
         out = response_from_result(result)
         response = Response(out.body, status_code=out.status)
         for name, value in out.headers:
@@ -137,18 +140,18 @@ def create_app(
     )
 
 
-_containers: dict[str, threading.Lock] = {}
+_containers: dict[str, ThreadPoolExecutor] = {}
 
 
-def _invoke(module: str, event: dict[str, Any], context: LambdaContextStub) -> dict[str, Any]:
-    """Run one event in the service's handler, one at a time, as in one Lambda container.
+def _container(module: str) -> ThreadPoolExecutor:
+    """One thread per service: events run one at a time, as in one Lambda container.
 
     powertools keeps the current event in class attributes, as Lambda runs one event per
     container at a time; concurrent calls into one module would mix requests up.
     """
-    lock = _containers.setdefault(module, threading.Lock())
-    with lock:
-        return routes.handler(module)(event, context)
+    if module not in _containers:
+        _containers[module] = ThreadPoolExecutor(1, thread_name_prefix=module)
+    return _containers[module]
 
 
 async def _receive(

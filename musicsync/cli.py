@@ -6,8 +6,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
@@ -43,40 +42,48 @@ def up(
     data_dir: DataDir = DEFAULT_DATA_DIR,
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    workers: Annotated[
+        int, typer.Option(min=1, max=32, envvar="MUSICSYNC_WORKERS", help="Serving processes.")
+    ] = 2,
 ) -> None:
     """Start the local stack (embedded PostgreSQL and Redis, every service) until Ctrl-C."""
-    import uvicorn
-
-    from musicsync.stack import open_stack
+    from musicsync.serve import serve_workers
+    from musicsync.stack import WORKER_SETTINGS_ENV, open_stack
 
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     url = f"http://{host}:{port}"
     settings = _settings(data_dir, public_url=os.environ.get("MUSICSYNC_PUBLIC_URL", url))
+
+    def announce() -> None:
+        console.print(
+            f"[bold green]musicsync is up[/] at {url}  "
+            f"(API docs: {url}/docs, data: {settings.data_dir})",
+            soft_wrap=True,
+        )
+        console.print(
+            f"Get a token: musicsync token alice --data-dir {settings.data_dir}", soft_wrap=True
+        )
+
     try:
-        with ExitStack() as stack_scope:
+        with ExitStack() as scope:
             with console.status("Starting PostgreSQL and Redis, applying migrations..."):
-                stack = stack_scope.enter_context(open_stack(settings))
-            config = uvicorn.Config(
-                stack.app, host=host, port=port, log_level="warning", access_log=False
+                stack = scope.enter_context(open_stack(settings))
+            # The stack (servers, migrations, upload sweeper) lives in this process; requests
+            # are served by worker processes, each one more "Lambda container" per service.
+            os.environ[WORKER_SETTINGS_ENV] = stack.settings.model_dump_json()
+            code = serve_workers(
+                "musicsync.stack:worker_app",
+                host=host,
+                port=port,
+                workers=workers,
+                on_ready=announce,
             )
-            console.print(
-                f"[bold green]musicsync is up[/] at {url}  "
-                f"(API docs: {url}/docs, data: {settings.data_dir})",
-                soft_wrap=True,
-            )
-            console.print(
-                f"Get a token: musicsync token alice --data-dir {settings.data_dir}", soft_wrap=True
-            )
-            # uvicorn shuts down on SIGINT/SIGTERM, then re-raises the signal, which lands in
-            # _stop; leaving this block then stops the embedded servers.
-            with _stop_on_signals():
-                uvicorn.Server(config).run()
-    except _Stop:
-        pass
     finally:
         console.print(f"Stopped; data kept in {settings.data_dir}", soft_wrap=True)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -160,23 +167,6 @@ def import_(
             table.add_row(str(r.path.relative_to(root)), r.code or "", r.detail or "")
         console.print(table)
         raise typer.Exit(1)
-
-
-class _Stop(Exception):
-    """A stop was asked for (Ctrl-C or SIGTERM): a clean shutdown, not an error."""
-
-
-@contextmanager
-def _stop_on_signals() -> Iterator[None]:
-    def stop(signum: int, frame: object) -> None:
-        raise _Stop
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def main() -> None:

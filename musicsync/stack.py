@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -70,13 +71,7 @@ def open_stack(settings: Settings, clock: Clock | None = None) -> Iterator[Local
         deps = wiring.build(settings, clock)
         wiring.install(deps)
         try:
-            objects = deps.objects if isinstance(deps.objects, LocalObjectStore) else None
-            app = create_app(
-                objects=objects,
-                jwks=idp.jwks,
-                ready=lambda: _ready(deps, servers),
-                openapi=merged_openapi,
-            )
+            app = stack_app(deps, idp)
             stop_sweeping = _every(settings.upload_sweep_seconds, _sweep_uploads)
             try:
                 yield LocalStack(settings, servers, deps, idp, app)
@@ -87,6 +82,30 @@ def open_stack(settings: Settings, clock: Clock | None = None) -> Iterator[Local
             deps.close()
     finally:
         servers.stop()
+
+
+def stack_app(deps: wiring.Dependencies, idp: DevIdentityProvider) -> Starlette:
+    """The HTTP app over these dependencies (one per serving process)."""
+    objects = deps.objects if isinstance(deps.objects, LocalObjectStore) else None
+    return create_app(
+        objects=objects, jwks=idp.jwks, ready=lambda: _ready(deps), openapi=merged_openapi
+    )
+
+
+WORKER_SETTINGS_ENV = "MUSICSYNC_WORKER_SETTINGS"
+
+
+def worker_app() -> Starlette:
+    """The app of one serving process of a multi-worker stack (a uvicorn factory).
+
+    The parent started the servers and applied migrations; it hands over its resolved
+    settings through the environment, and this process only builds its own connections.
+    """
+    settings = Settings.model_validate_json(os.environ[WORKER_SETTINGS_ENV])
+    clock = SystemClock()
+    deps = wiring.build(settings, clock)
+    wiring.install(deps)
+    return stack_app(deps, DevIdentityProvider(settings.data_dir, clock))
 
 
 def _sweep_uploads() -> None:
@@ -116,15 +135,18 @@ def _every(seconds: float, job: Callable[[], None]) -> Callable[[], None]:
     return stopper
 
 
-def _ready(deps: wiring.Dependencies, servers: EmbeddedServers) -> dict[str, Any]:
+def _ready(deps: wiring.Dependencies) -> dict[str, Any]:
     import redis
 
-    pending = migrate.pending(servers.database_url)
+    database_url, redis_url = deps.settings.database_url, deps.settings.redis_url
+    if not database_url or not redis_url:
+        raise RuntimeError("no database or Redis configured")
+    pending = migrate.pending(database_url)
     if pending:
         raise RuntimeError(f"migrations not applied: {', '.join(pending)}")
     with deps.pool.connection() as conn:
         conn.execute("SELECT 1")
-    client = redis.Redis.from_url(servers.redis_url, socket_timeout=2)
+    client = redis.Redis.from_url(redis_url, socket_timeout=2)
     try:
         client.ping()
     finally:

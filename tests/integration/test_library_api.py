@@ -525,3 +525,22 @@ def test_uploads_never_completed_are_swept_with_their_bytes(
     assert result["expired"] >= 1
     assert not [p for p in _objects(harness) if p.name == target["upload_id"]]
     _problem(api.complete(target["upload_id"]), 409, "upload_rejected")
+
+
+def test_an_unexpected_failure_is_a_500_problem_with_the_correlation_id_and_no_trace(
+    harness: StackHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.library.logic import Library
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(Library, "get_track", broken)
+    response = harness.user().get(
+        "/v1/tracks/0f6b7e52-4b7c-4f43-9b59-4d0b3c2f1a11",
+        headers={"X-Correlation-Id": "corr-123"},
+    )
+    body = _problem(response, 500, "internal_error")
+    assert body["correlation_id"] == "corr-123"
+    assert response.headers["x-correlation-id"] == "corr-123"
+    assert "secret internals" not in response.text and "Traceback" not in response.text

@@ -521,22 +521,21 @@ def test_a_rotated_key_is_picked_up_at_the_next_allowed_refetch(
     clock.advance(timedelta(seconds=10))
     assert verifier.verify(rotated).subject == "00u1abcd"
     assert fetcher.calls == 2
-    # And the retired key is gone with it
-    rejection(lambda: verifier.verify(signer.sign(okta_claims())), "token_key_unknown")
+    # And the retired key is gone with it, for tokens not seen before
+    rejection(lambda: verifier.verify(signer.sign(okta_claims(jti="new"))), "token_key_unknown")
 
 
 def test_cached_keys_expire_after_their_ttl(signer: Signer, clock: ManualClock) -> None:
     fetcher = CountingFetcher(signer.jwks())
     verifier = remote_verifier(clock, fetcher)
-    token = signer.sign(okta_claims(exp=NOW + 7200))
-    verifier.verify(token)
+    verifier.verify(signer.sign(okta_claims(exp=NOW + 7200, jti="1")))
 
     clock.advance(timedelta(minutes=59))
-    verifier.verify(token)
+    verifier.verify(signer.sign(okta_claims(exp=NOW + 7200, jti="2")))
     assert fetcher.calls == 1
 
     clock.advance(timedelta(minutes=1))
-    verifier.verify(token)
+    verifier.verify(signer.sign(okta_claims(exp=NOW + 7200, jti="3")))
     assert fetcher.calls == 2
 
 
@@ -653,3 +652,43 @@ def test_a_token_without_a_kid_is_malformed(signer: Signer, clock: ManualClock) 
 def test_an_issuer_needs_exactly_one_safe_key_source(keys: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="jwks"):
         TrustedIssuer(kind="okta", issuer=OKTA_ISSUER, audiences=[OKTA_AUDIENCE], **keys)
+
+
+def test_a_token_seen_before_is_not_checked_again_within_the_cache_window(
+    signer: Signer, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.core.identity import verifier as module
+
+    # Given a verifier that has accepted a token once
+    verifier = okta_verifier(signer, clock)
+    token = signer.sign(okta_claims())
+    first = verifier.verify(token)
+    checks: list[str] = []
+    real = module._verify_signature
+
+    def counting(token: str, key: Any) -> dict[str, Any]:
+        checks.append(token)
+        return real(token, key)
+
+    monkeypatch.setattr(module, "_verify_signature", counting)
+
+    # When the same token comes again within five minutes
+    clock.advance(timedelta(minutes=4))
+    again = verifier.verify(token)
+
+    # Then it is the same identity, without another signature check
+    assert again == first
+    assert checks == []
+
+    # And after the window it is checked again in full
+    clock.advance(timedelta(minutes=2))
+    assert verifier.verify(token) == first
+    assert checks == [token]
+
+
+def test_a_cached_token_still_expires_on_time(signer: Signer, clock: ManualClock) -> None:
+    verifier = okta_verifier(signer, clock)
+    token = signer.sign(okta_claims(exp=NOW + 120))
+    verifier.verify(token)
+    clock.advance(timedelta(seconds=120 + LEEWAY))
+    rejection(lambda: verifier.verify(token), "token_expired")

@@ -105,8 +105,17 @@ class TokenVerifier:
         fetch_jwks: FetchJwks | None = None,
         jwks_ttl_seconds: int = 3600,
         unknown_kid_refetch_seconds: int = 10,
+        verified_cache_seconds: int = 300,
+        verified_cache_size: int = 10_000,
     ) -> None:
         self._clock = clock
+        # Tokens that passed, until min(expiry, now + cache window): a client sends the same
+        # token on every request, and the RS256 check is the costliest step of a read. The
+        # window is shorter than the key cache's TTL, so a withdrawn key is honoured no longer
+        # than it would be without this cache.
+        self._verified: dict[str, tuple[float, VerifiedToken]] = {}
+        self._cache_seconds = verified_cache_seconds
+        self._cache_size = verified_cache_size
         self._leeway = leeway_seconds
         self._max_token_bytes = max_token_bytes
         self._retry_after = unknown_kid_refetch_seconds
@@ -145,6 +154,18 @@ class TokenVerifier:
 
     def verify(self, token: str) -> VerifiedToken:
         """Verify a compact JWT and return who it identifies, or raise AuthenticationError."""
+        now = self._clock.now().timestamp()
+        cached = self._verified.get(token)
+        if cached is not None and now < cached[0]:
+            return cached[1]
+        verified = self._verify_uncached(token)
+        expires = float(verified.claims["exp"]) + self._leeway
+        if len(self._verified) >= self._cache_size:
+            self._verified.clear()
+        self._verified[token] = (min(expires, now + self._cache_seconds), verified)
+        return verified
+
+    def _verify_uncached(self, token: str) -> VerifiedToken:
         if not token:
             _reject("token_missing", "Send the token as 'Authorization: Bearer <token>'.")
         # Refused before any parsing, so an oversized token costs nothing to reject. A JWT
