@@ -6,8 +6,9 @@ import asyncio
 import html
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,16 @@ def create_app(
     jwks: Callable[[], dict[str, Any]],
     ready: Callable[[], dict[str, Any]],
     openapi: Callable[[], dict[str, Any]],
+    on_shutdown: Callable[[], None] | None = None,
 ) -> Starlette:
-    """``ready`` returns health details and raises when the stack cannot serve yet."""
+    """``ready`` returns health details and raises when the stack cannot serve yet;
+    ``on_shutdown`` runs once the server has stopped taking requests (flush, close)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if on_shutdown is not None:
+            on_shutdown()
 
     async def healthz(request: Request) -> Response:
         try:
@@ -136,7 +145,8 @@ def create_app(
             Route("/.well-known/jwks.json", jwks_json, methods=["GET"]),
             Route(OBJECTS_ROUTE + "{key:path}", objects_route, methods=["GET", "HEAD", "PUT"]),
             Route("/{path:path}", proxy, methods=methods),
-        ]
+        ],
+        lifespan=lifespan,
     )
 
 

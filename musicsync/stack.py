@@ -84,11 +84,19 @@ def open_stack(settings: Settings, clock: Clock | None = None) -> Iterator[Local
         servers.stop()
 
 
-def stack_app(deps: wiring.Dependencies, idp: DevIdentityProvider) -> Starlette:
+def stack_app(
+    deps: wiring.Dependencies,
+    idp: DevIdentityProvider,
+    on_shutdown: Callable[[], None] | None = None,
+) -> Starlette:
     """The HTTP app over these dependencies (one per serving process)."""
     objects = deps.objects if isinstance(deps.objects, LocalObjectStore) else None
     return create_app(
-        objects=objects, jwks=idp.jwks, ready=lambda: _ready(deps), openapi=merged_openapi
+        objects=objects,
+        jwks=idp.jwks,
+        ready=lambda: _ready(deps),
+        openapi=merged_openapi,
+        on_shutdown=on_shutdown,
     )
 
 
@@ -105,7 +113,7 @@ def worker_app() -> Starlette:
     clock = SystemClock()
     deps = wiring.build(settings, clock)
     wiring.install(deps)
-    return stack_app(deps, DevIdentityProvider(settings.data_dir, clock))
+    return stack_app(deps, DevIdentityProvider(settings.data_dir, clock), on_shutdown=deps.close)
 
 
 def _sweep_uploads() -> None:

@@ -1,0 +1,51 @@
+"""Where everything lives in the lake: one module builds every path, for S3 and for disk.
+
+``events/dt=YYYY-MM-DD/event_type=<type>/<file>.parquet`` and
+``snapshots/<table>/dt=YYYY-MM-DD/<file>.parquet``; the same keys under an S3 bucket and prefix
+or under a local folder.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+EVENTS = "events"
+SNAPSHOTS = "snapshots"
+QUALITY = "quality"
+DEAD_LETTERS = "dead-letters"
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _check(value: str, pattern: re.Pattern[str], what: str) -> str:
+    if not pattern.fullmatch(value):
+        raise ValueError(f"invalid {what}: {value!r}")
+    return value
+
+
+def event_partition(dt: str, event_type: str) -> str:
+    """The key prefix of one events partition (no trailing slash)."""
+    return (
+        f"{EVENTS}/dt={_check(dt, _DATE, 'date')}"
+        f"/event_type={_check(event_type, _NAME, 'event type')}"
+    )
+
+
+def snapshot_partition(table: str, dt: str) -> str:
+    return f"{SNAPSHOTS}/{_check(table, _NAME, 'table')}/dt={_check(dt, _DATE, 'date')}"
+
+
+@dataclass(frozen=True)
+class LakeLocation:
+    """A lake root: ``s3://bucket/prefix`` or a local folder; joins keys onto it."""
+
+    root: str
+
+    @property
+    def is_s3(self) -> bool:
+        return self.root.startswith("s3://")
+
+    def url(self, key: str) -> str:
+        return f"{self.root.rstrip('/')}/{key.lstrip('/')}"
