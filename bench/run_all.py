@@ -15,7 +15,14 @@ import time
 
 from bench._support import ROOT, Row, log, print_table
 
-BENCHMARKS = ("cold_start", "get_track", "upload_completion", "memory")
+BENCHMARKS = (
+    "cold_start",
+    "get_track",
+    "upload_completion",
+    "memory",
+    "firehose_sink",
+    "lake_writer",
+)
 TIMEOUT = 600  # seconds per benchmark; each takes well under 3 minutes on 2 cores
 _VERDICTS = {0: "all targets met", 1: "target missed", 2: "broke", 130: "interrupted"}
 

@@ -18,7 +18,11 @@ from rich.table import Table
 app = typer.Typer(help="musicsync: the music sync platform, on your machine.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-console = Console(stderr=True)
+events_app = typer.Typer(help="Usage events.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+lake_app = typer.Typer(help="The data lake.", no_args_is_help=True)
+app.add_typer(lake_app, name="lake")
+console = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[
     Path,
@@ -60,11 +64,8 @@ def up(
         console.print(
             f"[bold green]musicsync is up[/] at {url}  "
             f"(API docs: {url}/docs, data: {settings.data_dir})",
-            soft_wrap=True,
         )
-        console.print(
-            f"Get a token: musicsync token alice --data-dir {settings.data_dir}", soft_wrap=True
-        )
+        console.print(f"Get a token: musicsync token alice --data-dir {settings.data_dir}")
 
     try:
         with ExitStack() as scope:
@@ -81,7 +82,7 @@ def up(
                 on_ready=announce,
             )
     finally:
-        console.print(f"Stopped; data kept in {settings.data_dir}", soft_wrap=True)
+        console.print(f"Stopped; data kept in {settings.data_dir}")
     if code:
         raise typer.Exit(code)
 
@@ -115,6 +116,53 @@ def db_upgrade(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     console.print(
         f"Applied {len(applied)} migration(s)"
         + (f": {', '.join(applied)}" if applied else "; up to date.")
+    )
+
+
+@events_app.command("replay")
+def events_replay(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Resend dead-lettered events through the profile's sink (Firehose, or the local lake)."""
+    from ingest.events.dead_letters import replay
+    from services.core.clock import SystemClock
+    from services.core.wiring import dead_letter_store, event_sink
+
+    settings = _settings(data_dir)
+    clock = SystemClock()
+    store = dead_letter_store(settings, clock)
+    sink = event_sink(settings, clock)
+    try:
+        report = replay(store, sink)
+    finally:
+        sink.close()
+    console.print(
+        f"Replayed {report.replayed_events} event(s) in {report.replayed_batches} batch(es); "
+        f"{report.failed_events} event(s) in {report.failed_batches} batch(es) failed again "
+        "and stay dead-lettered."
+    )
+    if report.failed_batches:
+        raise typer.Exit(1)
+
+
+@lake_app.command("compact")
+def lake_compact(
+    dt: Annotated[
+        str | None, typer.Option(help="Only this date's partitions (YYYY-MM-DD).")
+    ] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Merge the small Parquet files of each events partition (safe while the stack writes)."""
+    from lake.compaction import compact
+
+    settings = _settings(data_dir)
+    try:
+        report = compact(settings.lake_dir, dt=dt)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--dt") from None
+    mib = 1024 * 1024
+    console.print(
+        f"Compacted {report.partitions} partition(s): {report.files_before} file(s) "
+        f"({report.bytes_before / mib:.1f} MiB) became {report.files_after} "
+        f"({report.bytes_after / mib:.1f} MiB); {report.rows} row(s) kept."
     )
 
 

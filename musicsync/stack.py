@@ -60,6 +60,7 @@ def open_stack(settings: Settings, clock: Clock | None = None) -> Iterator[Local
     )
     try:
         migrate.upgrade(servers.database_url)
+        _recover_lake(settings, clock)
         idp = DevIdentityProvider(settings.data_dir, clock)
         settings = settings.model_copy(
             update={
@@ -116,10 +117,21 @@ def worker_app() -> Starlette:
     return stack_app(deps, DevIdentityProvider(settings.data_dir, clock), on_shutdown=deps.close)
 
 
-def _sweep_uploads() -> None:
-    from services.library.logic import library
+def _recover_lake(settings: Settings, clock: Clock) -> None:
+    """Events that writers of a crashed run had acknowledged go to the lake before new ones."""
+    if settings.profile != "local":
+        return
+    from ingest.events.lake_writer import recover
 
-    library().expire_uploads()
+    recovered = recover(settings.lake_dir, clock)
+    if recovered:
+        log.warning("recovered %d events from the spools of a previous run", recovered)
+
+
+def _sweep_uploads() -> None:
+    from services.library.sweeper import sweep
+
+    sweep()
 
 
 def _every(seconds: float, job: Callable[[], None]) -> Callable[[], None]:

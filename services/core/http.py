@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ingest.events.emitter import Emitter
 from services.core.errors import PROBLEM_CONTENT_TYPE, ProblemError
 from services.core.principal import Principal
 
@@ -25,16 +26,23 @@ class ServiceResolver(APIGatewayHttpResolver):
     gets the verified caller from ``current_principal``.
     """
 
-    def __init__(self, public_prefixes: tuple[str, ...] = ()) -> None:
+    def __init__(self, service: str, public_prefixes: tuple[str, ...] = ()) -> None:
         super().__init__(enable_validation=True)
+        self.service = service
         self.public_prefixes = public_prefixes
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        # Imported on first use: building dependencies (settings, JWT, pool) is first-call work,
+        # and importing a handler must not need a configured environment (OpenAPI generation).
+        from services.core.wiring import dependencies
+
+        deps = dependencies()
         path = str(event.get("rawPath", ""))
+        headers = event.get("headers") or {}
         if not path.startswith(self.public_prefixes):
-            headers = event.get("headers") or {}
             try:
-                principal = authenticate(headers.get("authorization"))
+                token = deps.verifier.verify_authorization_header(headers.get("authorization"))
+                principal = deps.users.provision(token)
             except ProblemError as exc:
                 return {
                     "statusCode": exc.status,
@@ -43,21 +51,23 @@ class ServiceResolver(APIGatewayHttpResolver):
                     "isBase64Encoded": False,
                 }
             self.context["principal"] = principal
-        return super().resolve(event, context)
+        # The invocation's events are sent once, after the response is decided, whatever it is.
+        events = Emitter(
+            deps.events,
+            deps.clock,
+            source=self.service,
+            correlation_id=headers.get(CORRELATION_HEADER),
+        )
+        self.context["events"] = events
+        try:
+            return super().resolve(event, context)
+        finally:
+            events.flush()
 
 
-def authenticate(authorization: str | None) -> Principal:
-    # Imported on first use: building dependencies (settings, JWT, pool) is first-call work,
-    # and importing a handler must not need a configured environment (OpenAPI generation).
-    from services.core.wiring import dependencies
-
-    deps = dependencies()
-    return deps.users.provision(deps.verifier.verify_authorization_header(authorization))
-
-
-def create_resolver(public_prefixes: tuple[str, ...] = ()) -> ServiceResolver:
+def create_resolver(service: str, public_prefixes: tuple[str, ...] = ()) -> ServiceResolver:
     """A resolver with validation on, whose every error is a problem-details body."""
-    app = ServiceResolver(public_prefixes)
+    app = ServiceResolver(service, public_prefixes)
 
     def problem(exc: ProblemError) -> Response[str]:
         return Response(
@@ -109,3 +119,9 @@ def current_principal(request: Request) -> Principal:
     """The caller that ``ServiceResolver`` verified (a ``Depends`` for signed-in routes)."""
     principal: Principal = request.context["principal"]
     return principal
+
+
+def current_events(request: Request) -> Emitter:
+    """This invocation's event emitter (a ``Depends``)."""
+    events: Emitter = request.context["events"]
+    return events

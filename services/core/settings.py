@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     media_url_ttl_seconds: int = 300
     # Local object store: HMAC key for signed URLs (generated into the data dir when unset).
     object_signing_secret: str | None = None
+    # Usage events: the local lake lives in the data dir; in aws, Firehose delivers to the lake
+    # bucket, and what it cannot take goes to the dead-letter prefix there.
+    firehose_stream: str | None = None
+    lake_bucket: str | None = None
+    lake_prefix: str = ""
     # AWS profile.
     s3_bucket: str | None = None
     aws_region: str = "us-east-1"
@@ -49,3 +54,7 @@ class Settings(BaseSettings):
     @property
     def objects_dir(self) -> Path:
         return self.data_dir / "objects"
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.data_dir / "lake"

@@ -9,10 +9,14 @@ from __future__ import annotations
 import secrets
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg_pool import ConnectionPool
 
+from ingest.events.sink import EventSink
+
+if TYPE_CHECKING:
+    from ingest.events.dead_letters import DeadLetterStore
 from services.core.clock import Clock, SystemClock
 from services.core.db import open_pool
 from services.core.identity.verifier import TokenVerifier
@@ -29,8 +33,10 @@ class Dependencies:
     objects: ObjectStore
     verifier: TokenVerifier
     users: UserDirectory
+    events: EventSink
 
     def close(self) -> None:
+        self.events.close()
         self.pool.close()
 
 
@@ -48,6 +54,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Dependencies:
             settings.trusted_issuers, clock, leeway_seconds=settings.jwt_leeway_seconds
         ),
         users=UserDirectory(pool, clock),
+        events=event_sink(settings, clock),
     )
 
 
@@ -70,6 +77,46 @@ def _object_store(settings: Settings, clock: Clock) -> ObjectStore:
     return LocalObjectStore(
         settings.objects_dir, object_signing_secret(settings), settings.public_url, clock
     )
+
+
+def event_sink(settings: Settings, clock: Clock) -> EventSink:
+    """Firehose (aws) or the local lake writer (local), started."""
+    if settings.profile == "aws":
+        from ingest.events.firehose import FirehoseSink
+
+        if not settings.firehose_stream:
+            raise RuntimeError("the aws profile needs MUSICSYNC_FIREHOSE_STREAM")
+        return FirehoseSink(
+            settings.firehose_stream,
+            clock,
+            dead_letter_store(settings, clock),
+            region=settings.aws_region,
+            endpoint_url=settings.aws_endpoint_url,
+        )
+    from ingest.events.lake_writer import LocalLakeWriter
+
+    writer = LocalLakeWriter(settings.lake_dir, clock)
+    writer.start()
+    return writer
+
+
+def dead_letter_store(settings: Settings, clock: Clock) -> DeadLetterStore:
+    """Where events go that no sink would take: an S3 prefix (aws) or the local lake folder."""
+    if settings.profile == "aws":
+        from ingest.events.dead_letters import S3DeadLetters
+
+        if not settings.lake_bucket:
+            raise RuntimeError("the aws profile needs MUSICSYNC_LAKE_BUCKET")
+        return S3DeadLetters(
+            settings.lake_bucket,
+            settings.lake_prefix,
+            clock,
+            region=settings.aws_region,
+            endpoint_url=settings.aws_endpoint_url,
+        )
+    from ingest.events.dead_letters import LocalDeadLetters
+
+    return LocalDeadLetters(settings.lake_dir, clock)
 
 
 def object_signing_secret(settings: Settings) -> bytes:

@@ -29,6 +29,7 @@ from services.library.models import (
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
 
+    from ingest.events.emitter import Emitter
     from services.core.clock import Clock
     from services.core.objects.port import ObjectStore
     from services.core.settings import Settings
@@ -47,6 +48,10 @@ class Library:
     objects: ObjectStore
     clock: Clock
     settings: Settings
+    events: Emitter
+
+    def _emit(self, caller: Principal, event_type: str, **columns: Any) -> None:
+        self.events.emit(event_type, actor_type="user", actor_id=str(caller.user_id), **columns)
 
     # -- uploads ----------------------------------------------------------------------------
     def start_upload(self, caller: Principal, request: UploadRequest) -> UploadOut:
@@ -79,6 +84,12 @@ class Library:
                     "expires_at": expires_at,
                 },
             )
+        self._emit(
+            caller,
+            "track_upload_started",
+            bytes=request.size,
+            properties={"upload_id": str(upload_id), "filename": request.filename},
+        )
         return UploadOut(
             upload_id=upload_id,
             method=target.method,
@@ -142,6 +153,7 @@ class Library:
                 )
                 conn.commit()
                 self.objects.abort_upload(key, upload["multipart_id"])
+                self._rejected(caller, upload_id, rejection.code)
                 raise rejection
             track_id = uuid7(now)
             facts = inspection.facts
@@ -184,9 +196,29 @@ class Library:
                 )
                 conn.commit()
                 self.objects.abort_upload(key, upload["multipart_id"])
+                self._rejected(caller, upload_id, "duplicate_track")
                 raise _duplicate(existing) from None
             repo.finish_upload(conn, upload_id, status="completed", at=now, track_id=track_id)
+        self._emit(
+            caller,
+            "track_uploaded",
+            track_id=track_id,
+            bytes=inspection.size,
+            properties={
+                "upload_id": str(upload_id),
+                "container": facts.container,
+                "codec": facts.codec,
+                "duration_ms": facts.duration_ms,
+            },
+        )
         return TrackOut.model_validate(row)
+
+    def _rejected(self, caller: Principal, upload_id: uuid.UUID, reason: str) -> None:
+        self._emit(
+            caller,
+            "track_upload_rejected",
+            properties={"upload_id": str(upload_id), "reason": reason},
+        )
 
     def expire_uploads(self, *, limit: int = 500) -> int:
         """Remove the bytes of uploads never completed in time; return how many were expired."""
@@ -198,6 +230,12 @@ class Library:
                 self.objects.abort_upload(upload["object_key"], upload["multipart_id"])
                 repo.finish_upload(
                     conn, upload["id"], status="rejected", at=now, rejection_code="upload_expired"
+                )
+                self.events.emit(
+                    "track_upload_rejected",
+                    actor_type="system",
+                    actor_id="upload-sweeper",
+                    properties={"upload_id": str(upload["id"]), "reason": "upload_expired"},
                 )
         return len(expired)
 
@@ -272,6 +310,9 @@ class Library:
                     f"{current['version']}. Reload it and apply your change again.",
                     current_version=current["version"],
                 )
+        self._emit(
+            caller, "track_updated", track_id=track_id, properties={"fields": sorted(changes)}
+        )
         return TrackOut.model_validate(row)
 
     def delete_track(self, caller: Principal, track_id: uuid.UUID) -> None:
@@ -280,6 +321,7 @@ class Library:
         if key is None:
             raise track_not_found()
         self.objects.delete(key)
+        self._emit(caller, "track_deleted", track_id=track_id)
 
     def media_url(self, caller: Principal, track_id: uuid.UUID, *, download: bool) -> MediaUrlOut:
         row = self._track_row(caller, track_id)
@@ -291,6 +333,10 @@ class Library:
             expires_at=expires_at,
             download_filename=filename,
         )
+        if download:
+            self._emit(caller, "track_downloaded", track_id=track_id, bytes=row["size_bytes"])
+        else:
+            self._emit(caller, "track_stream_started", track_id=track_id)
         return MediaUrlOut(
             url=url, expires_at=expires_at, content_type=row["content_type"], filename=filename
         )
@@ -303,12 +349,12 @@ class Library:
         return row
 
 
-def library() -> Library:
+def library(events: Emitter) -> Library:
     """The library over this process's dependencies (built on first use)."""
     from services.core.wiring import dependencies
 
     deps = dependencies()
-    return Library(deps.pool, deps.objects, deps.clock, deps.settings)
+    return Library(deps.pool, deps.objects, deps.clock, deps.settings, events)
 
 
 def _check_still_open(upload: dict[str, Any]) -> None:

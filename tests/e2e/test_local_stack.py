@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -68,6 +69,15 @@ def stack_dir(tmp_path: Path) -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def _lake_events(data_dir: Path) -> Any:
+    """Every event in the stack's local lake, as a DataFrame (DuckDB over the Parquet files)."""
+    import duckdb
+
+    pattern = data_dir / "lake" / "events" / "*" / "*" / "*.parquet"
+    query = f"SELECT * FROM read_parquet('{pattern}', hive_partitioning = true)"
+    return duckdb.connect().execute(query).df()
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [MUSICSYNC, *args], capture_output=True, text=True, env=_env(), timeout=300, check=False
@@ -100,6 +110,7 @@ def test_a_user_imports_lists_streams_and_downloads_and_data_survives_a_restart(
         assert "notes.ogg" in imported.stderr and "not_audio" in imported.stderr
 
         api = httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {bearer}"})
+        alice = api.get("/v1/me").json()["id"]
         tracks = api.get("/v1/tracks?sort=title").json()["items"]
         assert [t["title"] for t in tracks] == ["One", "Three", "Two"]
         three = tracks[1]
@@ -117,6 +128,18 @@ def test_a_user_imports_lists_streams_and_downloads_and_data_survives_a_restart(
         assert "/v1/tracks" in httpx.get(f"{stack.url}/openapi.json").json()["paths"]
     finally:
         assert stack.stop() == 0, stack.output()
+
+    # And every interaction is in the lake once the stack has stopped (flushed on shutdown)
+    events = _lake_events(stack_dir)
+    counts = events.groupby("event_type").size().to_dict()
+    assert counts["track_upload_started"] == 4
+    assert counts["track_uploaded"] == 3
+    assert counts["track_upload_rejected"] == 1
+    assert counts["track_stream_started"] == 1
+    assert counts["track_downloaded"] == 1
+    assert events["event_id"].is_unique
+    assert set(events["source"]) == {"library"}
+    assert set(events["actor_id"]) == {alice}
 
     # When the stack is started again on the same data dir
     stack = RunningStack(stack_dir, free_port())

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from ingest.events.envelope import UsageEvent
 from tests.support.audio_files import (
     FORMATS,
     make_audio,
@@ -544,3 +546,56 @@ def test_an_unexpected_failure_is_a_500_problem_with_the_correlation_id_and_no_t
     assert body["correlation_id"] == "corr-123"
     assert response.headers["x-correlation-id"] == "corr-123"
     assert "secret internals" not in response.text and "Traceback" not in response.text
+
+
+class _RecordingSink:
+    def __init__(self) -> None:
+        self.events: list[UsageEvent] = []
+
+    def send(self, events: Sequence[UsageEvent]) -> None:
+        self.events.extend(events)
+
+    def close(self) -> None:
+        return None
+
+
+def test_each_library_action_emits_its_usage_event_once_after_the_response(
+    harness: StackHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a sink that records what the services send
+    sink = _RecordingSink()
+    monkeypatch.setattr(harness.stack.deps, "events", sink)
+    api = harness.user()
+    me = api.get("/v1/me").json()["id"]
+
+    # When a user uploads, streams, downloads, edits and deletes a track, and a bad file fails
+    track = api.upload(make_audio("wav", tmp_path / "e.wav")).json()
+    api.get(f"/v1/tracks/{track['id']}/stream")
+    api.get(f"/v1/tracks/{track['id']}/download")
+    api.patch(
+        f"/v1/tracks/{track['id']}", json={"genre": "Ambient"}, headers={"X-Correlation-Id": "c-9"}
+    )
+    api.delete(f"/v1/tracks/{track['id']}")
+    api.upload(make_not_audio(tmp_path / "x.png"))
+
+    # Then each action is one event, by that user, naming the track, with the request's id
+    kinds = [e.event_type for e in sink.events]
+    assert kinds == [
+        "track_upload_started",
+        "track_uploaded",
+        "track_stream_started",
+        "track_downloaded",
+        "track_updated",
+        "track_deleted",
+        "track_upload_started",
+        "track_upload_rejected",
+    ]
+    assert {e.actor_id for e in sink.events} == {me}
+    assert all(e.source == "library" for e in sink.events)
+    by_kind = {e.event_type: e for e in sink.events}
+    assert str(by_kind["track_uploaded"].track_id) == track["id"]
+    assert by_kind["track_uploaded"].bytes == track["size_bytes"]
+    assert by_kind["track_updated"].properties == {"fields": ["genre"]}
+    assert by_kind["track_updated"].correlation_id == "c-9"
+    assert by_kind["track_upload_rejected"].properties["reason"] == "not_audio"
+    assert len({e.event_id for e in sink.events}) == len(sink.events)

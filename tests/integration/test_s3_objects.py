@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import boto3
 import httpx
@@ -21,7 +23,7 @@ from services.core.objects.s3 import S3ObjectStore
 from services.core.settings import Settings
 from services.gateway.openapi import merged_openapi
 from tests.support.audio_files import make_audio
-from tests.support.aws import REGION
+from tests.support.aws import REGION, create_event_stream
 
 pytestmark = pytest.mark.integration
 MIB = 1024 * 1024
@@ -100,6 +102,8 @@ def aws_stack(
         data_dir=data_dir,
         database_url=database_url,
         s3_bucket=bucket,
+        lake_bucket=bucket,
+        firehose_stream=create_event_stream(moto_endpoint, bucket),
         aws_endpoint_url=moto_endpoint,
         trusted_issuers=[idp.trusted_issuer()],
     )
@@ -115,7 +119,7 @@ def aws_stack(
 
 
 def test_upload_flow_in_the_aws_profile_goes_straight_to_s3(
-    aws_stack: tuple[TestClient, str], tmp_path: Path
+    aws_stack: tuple[TestClient, str], bucket: str, moto_endpoint: str, tmp_path: Path
 ) -> None:
     # Given the aws profile (S3 through moto) and a real audio file
     client, token = aws_stack
@@ -137,3 +141,25 @@ def test_upload_flow_in_the_aws_profile_goes_straight_to_s3(
     got = httpx.get(link["url"])
     assert got.content == path.read_bytes()
     assert "attachment" in got.headers["content-disposition"]
+
+    # And the usage events went through Firehose into the lake bucket
+    delivered = _firehose_records(bucket, moto_endpoint)
+    assert [r["event_type"] for r in delivered] == [
+        "track_upload_started",
+        "track_uploaded",
+        "track_downloaded",
+    ]
+    assert delivered[1]["track_id"] == done.json()["id"]
+
+
+def _firehose_records(bucket: str, endpoint: str) -> list[dict[str, Any]]:
+    """The NDJSON records moto's Firehose wrote to the bucket, in the order they were made."""
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
+    objects = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+    records = []
+    for obj in objects:
+        if obj["Key"].startswith("tracks/"):
+            continue
+        body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode()
+        records += [json.loads(line) for line in body.splitlines() if line.strip()]
+    return sorted(records, key=lambda r: str(r["event_id"]))  # UUIDv7: time order

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -32,3 +33,23 @@ def moto_endpoint() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+FIREHOSE_ROLE = "arn:aws:iam::123456789012:role/musicsync-firehose"
+
+
+def create_event_stream(endpoint: str, bucket: str) -> str:
+    """A Firehose delivery stream into ``bucket``, configured as in AWS (moto delivers at once)."""
+    import boto3
+
+    from ingest.events.firehose import extended_s3_destination
+
+    name = f"usage-events-{uuid.uuid4().hex[:8]}"
+    boto3.client("firehose", region_name=REGION, endpoint_url=endpoint).create_delivery_stream(
+        DeliveryStreamName=name,
+        DeliveryStreamType="DirectPut",
+        ExtendedS3DestinationConfiguration=extended_s3_destination(
+            f"arn:aws:s3:::{bucket}", FIREHOSE_ROLE, region=REGION
+        ),
+    )
+    return name

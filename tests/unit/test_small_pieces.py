@@ -59,3 +59,11 @@ def test_download_filename_names_artists_and_title_without_unsafe_characters() -
     assert (
         download_filename({"title": "...", "artists": [], "file_extension": ".mp3"}) == "track.mp3"
     )
+
+
+def test_uuid7_made_in_the_same_millisecond_still_sort_in_order_of_making() -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    ids = [uuid7(at) for _ in range(1000)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 1000
+    assert all((i.version, i.variant) == (7, uuid.RFC_4122) for i in ids)

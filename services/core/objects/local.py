@@ -93,7 +93,7 @@ class LocalObjectStore:
             given = query["sig"]
         except (KeyError, ValueError) as exc:
             raise _forbidden("url_invalid", "This link is malformed.") from exc
-        params = {k: v for k, v in query.items() if k not in ("sig",)}
+        params = {k: v for k, v in query.items() if k != "sig"}
         if not hmac.compare_digest(given, self._sign(key, params)):
             raise _forbidden("url_signature_invalid", "This link's signature is not valid.")
         if self._clock.now().timestamp() > expires:

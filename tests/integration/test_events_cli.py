@@ -1,0 +1,91 @@
+"""`musicsync events replay` on the local profile: dead letters end in the lake, once."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from ingest.events.dead_letters import LocalDeadLetters
+from ingest.events.envelope import UsageEvent
+from musicsync.cli import app
+from services.core.clock import SystemClock
+
+pytestmark = pytest.mark.integration
+
+
+def _events(count: int) -> list[UsageEvent]:
+    now = datetime.now(UTC)
+    return [
+        UsageEvent(
+            event_id=uuid.uuid4(),
+            event_type="track_stream_started",
+            event_version=1,
+            occurred_at=now,
+            actor_type="user",
+            actor_id="u1",
+            source="test",
+            track_id=uuid.uuid4(),
+        )
+        for _ in range(count)
+    ]
+
+
+def test_replay_moves_dead_letters_into_the_lake_exactly_once(tmp_path: Path) -> None:
+    # Given events that a sink once could not take, in the local dead-letter store
+    data_dir = tmp_path / "data"
+    lake = data_dir / "lake"
+    store = LocalDeadLetters(lake, SystemClock())
+    sent = _events(5) + _events(3)
+    store.put(sent[:5], "ServiceUnavailableException")
+    store.put(sent[5:], "record_too_large")
+
+    # When the user replays them, twice
+    runner = CliRunner()
+    first = runner.invoke(app, ["events", "replay", "--data-dir", str(data_dir)])
+    second = runner.invoke(app, ["events", "replay", "--data-dir", str(data_dir)])
+
+    # Then every event is in the lake once, and nothing is left to replay
+    assert first.exit_code == 0, first.output
+    assert "Replayed 8 event(s) in 2 batch(es)" in first.output
+    assert "Replayed 0 event(s)" in second.output
+    pattern = lake / "events" / "*" / "*" / "*.parquet"
+    ids = duckdb.connect().execute(f"SELECT event_id FROM read_parquet('{pattern}')").fetchall()
+    assert sorted(i for (i,) in ids) == sorted(str(e.event_id) for e in sent)
+    assert store.batches() == []
+
+
+def test_compact_merges_a_partitions_files_and_keeps_every_event(tmp_path: Path) -> None:
+    from ingest.events.lake_writer import LocalLakeWriter
+
+    # Given a lake with one partition written in many small files
+    data_dir = tmp_path / "data"
+    lake = data_dir / "lake"
+    writer = LocalLakeWriter(lake, SystemClock(), max_buffer_events=10)
+    sent = _events(100)
+    for start in range(0, 100, 10):
+        writer.send(sent[start : start + 10])
+    writer.close()
+    pattern = lake / "events" / "*" / "*" / "*.parquet"
+    before = len(list(lake.glob("events/*/*/*.parquet")))
+
+    # When the user compacts the lake
+    result = CliRunner().invoke(app, ["lake", "compact", "--data-dir", str(data_dir)])
+
+    # Then the files are merged and every event is still there once
+    assert result.exit_code == 0, result.output
+    assert before == 10
+    assert len(list(lake.glob("events/*/*/*.parquet"))) == 1
+    assert "10 file(s)" in result.output and "100 row(s) kept" in result.output
+    ids = duckdb.connect().execute(f"SELECT event_id FROM read_parquet('{pattern}')").fetchall()
+    assert sorted(i for (i,) in ids) == sorted(str(e.event_id) for e in sent)
+
+
+def test_compact_refuses_a_malformed_date(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["lake", "compact", "--dt", "yesterday"])
+    assert result.exit_code == 2
+    assert "YYYY-MM-DD" in result.output
