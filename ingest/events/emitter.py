@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict, Unpack
 
 from ingest.events.catalogue import CATALOGUE, validate
@@ -90,6 +90,13 @@ class Emitter:
             raise ValueError(f"cannot emit {event_type!r}: " + "; ".join(problems))
         self._buffer.append(event)
         return event
+
+    def forward(self, events: Sequence[UsageEvent]) -> None:
+        """Buffer events made elsewhere (a client, through the collector), checked like ours."""
+        for event in events:
+            if problems := validate(event):
+                raise ValueError(f"cannot forward {event.event_type!r}: " + "; ".join(problems))
+        self._buffer.extend(events)
 
     def flush(self) -> None:
         """Send the buffered events through the sink in one call; never raises.

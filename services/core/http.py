@@ -26,10 +26,16 @@ class ServiceResolver(APIGatewayHttpResolver):
     gets the verified caller from ``current_principal``.
     """
 
-    def __init__(self, service: str, public_prefixes: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        service: str,
+        public_prefixes: tuple[str, ...] = (),
+        max_body_bytes: int | None = None,
+    ) -> None:
         super().__init__(enable_validation=True)
         self.service = service
         self.public_prefixes = public_prefixes
+        self.max_body_bytes = max_body_bytes
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
         # Imported on first use: building dependencies (settings, JWT, pool) is first-call work,
@@ -39,18 +45,18 @@ class ServiceResolver(APIGatewayHttpResolver):
         deps = dependencies()
         path = str(event.get("rawPath", ""))
         headers = event.get("headers") or {}
-        if not path.startswith(self.public_prefixes):
-            try:
+        try:
+            if not path.startswith(self.public_prefixes):
                 token = deps.verifier.verify_authorization_header(headers.get("authorization"))
-                principal = deps.users.provision(token)
-            except ProblemError as exc:
-                return {
-                    "statusCode": exc.status,
-                    "headers": {"Content-Type": PROBLEM_CONTENT_TYPE, **exc.headers},
-                    "body": exc.json(instance=path),
-                    "isBase64Encoded": False,
-                }
-            self.context["principal"] = principal
+                self.context["principal"] = deps.users.provision(token)
+            self._check_body_size(event)
+        except ProblemError as exc:
+            return {
+                "statusCode": exc.status,
+                "headers": {"Content-Type": PROBLEM_CONTENT_TYPE, **exc.headers},
+                "body": exc.json(instance=path),
+                "isBase64Encoded": False,
+            }
         # The invocation's events are sent once, after the response is decided, whatever it is.
         events = Emitter(
             deps.events,
@@ -64,10 +70,27 @@ class ServiceResolver(APIGatewayHttpResolver):
         finally:
             events.flush()
 
+    def _check_body_size(self, event: Mapping[str, Any]) -> None:
+        """Refuse an oversized body before anything parses it."""
+        body = event.get("body") or ""
+        if self.max_body_bytes is None or not body:
+            return
+        size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
+        if size > self.max_body_bytes:
+            raise ProblemError(
+                413,
+                "body_too_large",
+                "Request body too large",
+                f"The body is {size} bytes; at most {self.max_body_bytes} are accepted here.",
+                max_bytes=self.max_body_bytes,
+            )
 
-def create_resolver(service: str, public_prefixes: tuple[str, ...] = ()) -> ServiceResolver:
+
+def create_resolver(
+    service: str, public_prefixes: tuple[str, ...] = (), max_body_bytes: int | None = None
+) -> ServiceResolver:
     """A resolver with validation on, whose every error is a problem-details body."""
-    app = ServiceResolver(service, public_prefixes)
+    app = ServiceResolver(service, public_prefixes, max_body_bytes)
 
     def problem(exc: ProblemError) -> Response[str]:
         return Response(

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     # Usage events: the local lake lives in the data dir; in aws, Firehose delivers to the lake
     # bucket, and what it cannot take goes to the dead-letter prefix there.
     firehose_stream: str | None = None
+    # The collector: requests per actor per minute (each up to 100 events).
+    collector_requests_per_minute: int = 120
     lake_bucket: str | None = None
     lake_prefix: str = ""
     # AWS profile.

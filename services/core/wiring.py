@@ -34,9 +34,23 @@ class Dependencies:
     verifier: TokenVerifier
     users: UserDirectory
     events: EventSink
+    _redis: Any = None
+
+    @property
+    def redis(self) -> Any:
+        """A Redis client, made on first use (redis-py costs 0.1 s to import: cold start)."""
+        if self._redis is None:
+            import redis
+
+            if not self.settings.redis_url:
+                raise RuntimeError("No Redis configured: set REDIS_URL (or run `musicsync up`).")
+            self._redis = redis.Redis.from_url(self.settings.redis_url, socket_timeout=2)
+        return self._redis
 
     def close(self) -> None:
         self.events.close()
+        if self._redis is not None:
+            self._redis.close()
         self.pool.close()
 
 

@@ -14,6 +14,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/v1/me", "services.library.handler"),
     ("/v1/uploads", "services.library.handler"),
     ("/v1/tracks", "services.library.handler"),
+    ("/v1/events", "services.collector.handler"),
 )
 SERVICE_MODULES: tuple[str, ...] = tuple(dict.fromkeys(module for _, module in ROUTES))
 
