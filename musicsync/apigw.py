@@ -36,7 +36,7 @@ def request_event(
     for name, value in parse_qsl(raw_query, keep_blank_values=True):
         query[name] = f"{query[name]},{value}" if name in query else value
     content_type = joined.get("content-type", "")
-    is_text = not body or content_type.startswith(_TEXT_TYPES)
+    is_text = not body or (content_type.startswith(_TEXT_TYPES) and _is_utf8(body))
     now = time.time()
     event: dict[str, Any] = {
         "version": "2.0",
@@ -91,3 +91,12 @@ def response_from_result(result: dict[str, Any]) -> HttpResponse:
     raw = result.get("body") or ""
     body = base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode()
     return HttpResponse(int(result.get("statusCode", 200)), headers, body)
+
+
+def _is_utf8(body: bytes) -> bool:
+    # A "JSON" body that is not UTF-8 travels base64-encoded, as API Gateway would send it.
+    try:
+        body.decode()
+    except UnicodeDecodeError:
+        return False
+    return True

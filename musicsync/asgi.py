@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ from services.core.objects.local import OBJECTS_ROUTE, LocalObjectStore
 from services.core.objects.port import content_disposition
 from services.gateway import routes
 
+log = logging.getLogger("musicsync.gateway")
 MAX_PROXY_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
 
 
@@ -73,8 +75,9 @@ def create_app(
     async def healthz(request: Request) -> Response:
         try:
             details = await run_in_threadpool(ready)
-        except Exception as exc:  # any failure means "not ready", and says why
-            return JSONResponse({"status": "starting", "reason": str(exc)}, status_code=503)
+        except Exception:  # any failure means "not ready"; the detail goes to the log only
+            log.warning("health check failed", exc_info=True)
+            return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok", **details})
 
     async def openapi_json(request: Request) -> Response:
@@ -93,6 +96,13 @@ def create_app(
         try:
             signed = objects.verify(key, dict(request.query_params))
             if request.method == "PUT" and signed.op == "put":
+                if not objects.accepts_upload(key):
+                    raise ProblemError(
+                        409,
+                        "upload_closed",
+                        "Upload closed",
+                        "This upload was completed or dropped: start a new upload.",
+                    )
                 return await _receive(objects, key, signed.max_bytes, request)
             if request.method in ("GET", "HEAD") and signed.op == "get":
                 return await _serve(objects, key, signed.content_type, signed.download_filename)
@@ -195,7 +205,7 @@ async def _serve(
     path: Path = objects.path_for(key)
     if not path.exists():
         raise ProblemError(404, "object_not_found", "Not found", "The audio is no longer there.")
-    headers = {"Cache-Control": "private, max-age=300"}
+    headers = {"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"}
     if download_filename is not None:
         headers["Content-Disposition"] = content_disposition(download_filename)
     return FileResponse(path, media_type=content_type, headers=headers)

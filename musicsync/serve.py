@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing.synchronize import Event
 from typing import Any
@@ -23,7 +25,7 @@ QUIET: dict[str, Any] = {"log_level": "warning", "access_log": False}
 
 
 class _Server(uvicorn.Server):
-    """Tells the parent once it accepts connections."""
+    """Tells the parent once it accepts connections; stops if the parent dies."""
 
     def __init__(self, config: uvicorn.Config, ready: Event) -> None:
         super().__init__(config)
@@ -31,7 +33,27 @@ class _Server(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
+        parent = os.getppid()
+        threading.Thread(target=self._watch, args=(parent,), daemon=True).start()
         self._ready.set()
+
+    def _watch(self, parent: int) -> None:
+        # A worker outliving a SIGKILLed parent would keep serving a stack whose database
+        # is gone, and keep the port.
+        while not self.should_exit:
+            if os.getppid() != parent:
+                self.should_exit = True
+            time.sleep(1)
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    """Bind without SO_REUSEPORT: fails if anything, a stack's workers included, holds it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _worker(factory: str, host: str, port: int, ready: Event) -> None:
@@ -57,6 +79,9 @@ def serve_workers(
     ``on_ready`` is called once every worker accepts connections. Returns 0 after a requested
     stop, 1 when a worker failed to start or died.
     """
+    if not _port_is_free(host, port):
+        log.error("port %d on %s is in use (another musicsync up?)", port, host)
+        return 1
     context = multiprocessing.get_context("spawn")
     stop = threading.Event()
     previous = {
@@ -73,11 +98,14 @@ def serve_workers(
             )
             worker.start()
             processes.append(worker)
+        deadline = time.monotonic() + timeout
         for process, ready in zip(processes, readiness, strict=True):
             while not ready.wait(0.2):
-                if stop.is_set() or not process.is_alive():
-                    log.error("%s did not start", process.name)
-                    return 0 if stop.is_set() else 1
+                if stop.is_set():
+                    return 0
+                if not process.is_alive() or time.monotonic() > deadline:
+                    log.error("%s did not start within %.0f s", process.name, timeout)
+                    return 1
         on_ready()
         while not stop.wait(0.5):
             for process in processes:

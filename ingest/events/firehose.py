@@ -172,7 +172,13 @@ class FirehoseSink:
                 region_name=region,
                 endpoint_url=endpoint_url,
                 # This sink retries only the failed entries; SDK retries would resend them all.
-                config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
+                # Short timeouts: the flush runs before the response goes out, and a Firehose
+                # brown-out must end in the dead-letter store, not in a timed-out request.
+                config=Config(
+                    retries={"mode": "standard", "total_max_attempts": 1},
+                    connect_timeout=1,
+                    read_timeout=3,
+                ),
             )
         self._client: Any = client
         self._stream = stream_name

@@ -42,27 +42,26 @@ class ServiceResolver(APIGatewayHttpResolver):
         # and importing a handler must not need a configured environment (OpenAPI generation).
         from services.core.wiring import dependencies
 
-        deps = dependencies()
         path = str(event.get("rawPath", ""))
         headers = event.get("headers") or {}
+        correlation_id = headers.get(CORRELATION_HEADER, "")
         try:
+            deps = dependencies()
             if not path.startswith(self.public_prefixes):
                 token = deps.verifier.verify_authorization_header(headers.get("authorization"))
                 self.context["principal"] = deps.users.provision(token)
             self._check_body_size(event)
         except ProblemError as exc:
-            return {
-                "statusCode": exc.status,
-                "headers": {"Content-Type": PROBLEM_CONTENT_TYPE, **exc.headers},
-                "body": exc.json(instance=path),
-                "isBase64Encoded": False,
-            }
+            return _problem_result(exc, path, correlation_id)
+        except Exception:  # the database or the wiring failed before any route ran
+            log.exception("request failed before routing", extra={"correlation_id": correlation_id})
+            return _problem_result(internal_error(correlation_id), path, correlation_id)
         # The invocation's events are sent once, after the response is decided, whatever it is.
         events = Emitter(
             deps.events,
             deps.clock,
             source=self.service,
-            correlation_id=headers.get(CORRELATION_HEADER),
+            correlation_id=correlation_id or None,
         )
         self.context["events"] = events
         try:
@@ -121,21 +120,36 @@ def create_resolver(
     def _unexpected(exc: Exception) -> Response[str]:
         correlation_id = app.current_event.headers.get(CORRELATION_HEADER, "")
         log.exception("unhandled error", extra={"correlation_id": correlation_id})
-        return problem(
-            ProblemError(
-                500,
-                "internal_error",
-                "Internal error",
-                "Something went wrong on our side; quote the correlation id when reporting it.",
-                correlation_id=correlation_id,
-            )
-        )
+        return problem(internal_error(correlation_id))
 
     app.exception_handler(ProblemError)(problem)
     app.exception_handler(RequestValidationError)(_invalid)
     app.exception_handler(NotFoundError)(_no_route)
     app.exception_handler(Exception)(_unexpected)
     return app
+
+
+def internal_error(correlation_id: str) -> ProblemError:
+    return ProblemError(
+        500,
+        "internal_error",
+        "Internal error",
+        "Something went wrong on our side; quote the correlation id when reporting it.",
+        correlation_id=correlation_id,
+    )
+
+
+def _problem_result(exc: ProblemError, path: str, correlation_id: str) -> dict[str, Any]:
+    """A Lambda proxy result carrying a problem, for errors raised before routing."""
+    headers = {"Content-Type": PROBLEM_CONTENT_TYPE, **exc.headers}
+    if correlation_id:
+        headers[CORRELATION_HEADER] = correlation_id
+    return {
+        "statusCode": exc.status,
+        "headers": headers,
+        "body": exc.json(instance=path),
+        "isBase64Encoded": False,
+    }
 
 
 def current_principal(request: Request) -> Principal:

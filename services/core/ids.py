@@ -16,6 +16,15 @@ _pool = b""
 _offset = 0
 
 
+def _reset_after_fork() -> None:
+    # A forked child starts with its parent's pool: without a reset both would make equal ids.
+    global _pool, _offset, _last
+    _pool, _offset, _last = b"", 0, 0
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
 def uuid7(at: datetime) -> uuid.UUID:
     """A RFC 9562 version-7 UUID whose timestamp is ``at`` (from the clock port).
 

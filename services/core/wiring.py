@@ -6,6 +6,7 @@ Lambda handlers and the local stack both get their dependencies here; the local 
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 from dataclasses import dataclass
@@ -135,14 +136,25 @@ def dead_letter_store(settings: Settings, clock: Clock) -> DeadLetterStore:
 
 def object_signing_secret(settings: Settings) -> bytes:
     """The configured secret, or one generated once and kept in the data dir."""
-    if settings.object_signing_secret:
-        return settings.object_signing_secret.encode()
-    path = settings.data_dir / "object-signing.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_hex(32))
-    return path.read_text().strip().encode()
+    secret = settings.object_signing_secret
+    if not secret:
+        path = settings.data_dir / "object-signing.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Written whole under another name, then linked: a crash never leaves a short key.
+            tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+            tmp.touch(mode=0o600)
+            tmp.write_text(secrets.token_hex(32))
+            try:
+                os.link(tmp, path)
+            except FileExistsError:  # another process made it first: use theirs
+                pass
+            finally:
+                tmp.unlink()
+        secret = path.read_text().strip()
+    if len(secret) < 32:
+        raise RuntimeError("the object signing secret must be at least 32 characters")
+    return secret.encode()
 
 
 _lock = threading.Lock()

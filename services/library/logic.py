@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from psycopg import errors as pg_errors
@@ -13,7 +14,7 @@ from psycopg import errors as pg_errors
 from services.core.errors import NotFound, ProblemError
 from services.core.ids import uuid7
 from services.core.objects.port import CompletedPart, UploadNotReceived
-from services.core.pagination import decode_cursor, encode_cursor
+from services.core.pagination import decode_cursor, encode_cursor, invalid_cursor
 from services.core.principal import Principal
 from services.library import repository as repo
 from services.library.models import (
@@ -27,12 +28,15 @@ from services.library.models import (
 )
 
 if TYPE_CHECKING:
+    from psycopg import Connection
     from psycopg_pool import ConnectionPool
 
     from ingest.events.emitter import Emitter
     from services.core.clock import Clock
     from services.core.objects.port import ObjectStore
     from services.core.settings import Settings
+
+log = logging.getLogger("musicsync.library")
 
 # HTTP status for each reason audio is refused.
 _REJECTION_STATUS = {"not_audio": 415, "unsupported_codec": 415, "corrupt_audio": 422}
@@ -66,7 +70,9 @@ class Library:
             )
         now = self.clock.now()
         upload_id = uuid7(now)
-        key = f"tracks/{caller.user_id}/{upload_id}"
+        # Uploads land under uploads/; a completed upload's bytes move to tracks/, where no
+        # upload URL can reach them any more.
+        key = f"uploads/{caller.user_id}/{upload_id}"
         expires_at = now + timedelta(seconds=self.settings.upload_url_ttl_seconds)
         target = self.objects.prepare_upload(key, request.size, request.content_type, expires_at)
         with self.pool.connection() as conn:
@@ -148,14 +154,10 @@ class Library:
                 if existing is not None:
                     rejection = _duplicate(existing)
             if rejection is not None:
-                repo.finish_upload(
-                    conn, upload_id, status="rejected", at=now, rejection_code=rejection.code
-                )
-                conn.commit()
-                self.objects.abort_upload(key, upload["multipart_id"])
-                self._rejected(caller, upload_id, rejection.code)
+                self._reject(conn, caller, upload, rejection.code, now)
                 raise rejection
             track_id = uuid7(now)
+            track_key = f"tracks/{caller.user_id}/{track_id}"
             facts = inspection.facts
             try:
                 with conn.transaction():
@@ -164,7 +166,7 @@ class Library:
                         {
                             "id": track_id,
                             "owner_id": caller.user_id,
-                            "object_key": key,
+                            "object_key": track_key,
                             "original_filename": upload["filename"],
                             "title": facts.title or _title_from_filename(upload["filename"]),
                             "artists": list(facts.artists),
@@ -191,14 +193,11 @@ class Library:
             except pg_errors.UniqueViolation:
                 # A concurrent completion of the same bytes won the race.
                 existing = repo.track_id_by_checksum(conn, caller.user_id, inspection.sha256)
-                repo.finish_upload(
-                    conn, upload_id, status="rejected", at=now, rejection_code="duplicate_track"
-                )
-                conn.commit()
-                self.objects.abort_upload(key, upload["multipart_id"])
-                self._rejected(caller, upload_id, "duplicate_track")
+                self._reject(conn, caller, upload, "duplicate_track", now)
                 raise _duplicate(existing) from None
             repo.finish_upload(conn, upload_id, status="completed", at=now, track_id=track_id)
+            # Inside the transaction: if the move fails, no track row points at missing bytes.
+            self.objects.promote(key, track_key)
         self._emit(
             caller,
             "track_uploaded",
@@ -213,31 +212,62 @@ class Library:
         )
         return TrackOut.model_validate(row)
 
-    def _rejected(self, caller: Principal, upload_id: uuid.UUID, reason: str) -> None:
+    def _reject(
+        self,
+        conn: Connection[Any],
+        caller: Principal,
+        upload: dict[str, Any],
+        code: str,
+        now: datetime,
+    ) -> None:
+        """Drop the bytes, then record the refusal; if the bytes cannot be dropped now, the
+        upload stays pending (the sweeper retries), so no bytes outlive a rejected upload."""
+        self.objects.abort_upload(upload["object_key"], upload["multipart_id"])
+        repo.finish_upload(conn, upload["id"], status="rejected", at=now, rejection_code=code)
+        conn.commit()
         self._emit(
             caller,
             "track_upload_rejected",
-            properties={"upload_id": str(upload_id), "reason": reason},
+            properties={"upload_id": str(upload["id"]), "reason": code},
         )
 
     def expire_uploads(self, *, limit: int = 500) -> int:
-        """Remove the bytes of uploads never completed in time; return how many were expired."""
+        """Remove the bytes of uploads never completed in time; return how many were expired.
+
+        One transaction per upload: one that fails (its bytes cannot be removed now) stays
+        pending for the next sweep without holding back the others, and its event is emitted
+        only once the expiry is committed.
+        """
         now = self.clock.now()
+        expired = 0
         with self.pool.connection() as conn:
-            expired = repo.lock_expired_uploads(conn, now, limit)
-            for upload in expired:
-                # Bytes first: if that fails the row stays pending and the next sweep retries.
-                self.objects.abort_upload(upload["object_key"], upload["multipart_id"])
-                repo.finish_upload(
-                    conn, upload["id"], status="rejected", at=now, rejection_code="upload_expired"
-                )
+            candidates = [row["id"] for row in repo.expired_uploads(conn, now, limit)]
+            conn.commit()
+            for upload_id in candidates:
+                try:
+                    with conn.transaction():
+                        upload = repo.lock_pending_upload(conn, upload_id)
+                        if upload is None:  # completed or expired by someone else meanwhile
+                            continue
+                        self.objects.abort_upload(upload["object_key"], upload["multipart_id"])
+                        repo.finish_upload(
+                            conn,
+                            upload_id,
+                            status="rejected",
+                            at=now,
+                            rejection_code="upload_expired",
+                        )
+                except Exception:
+                    log.exception("could not expire upload %s; the next sweep retries", upload_id)
+                    continue
+                expired += 1
                 self.events.emit(
                     "track_upload_rejected",
                     actor_type="system",
                     actor_id="upload-sweeper",
-                    properties={"upload_id": str(upload["id"]), "reason": "upload_expired"},
+                    properties={"upload_id": str(upload_id), "reason": "upload_expired"},
                 )
-        return len(expired)
+        return expired
 
     # -- tracks -------------------------------------------------------------------------------
     def list_tracks(
@@ -253,8 +283,7 @@ class Library:
         scope = f"{sort}|{genre or ''}|{artist or ''}"
         after = None
         if cursor:
-            state = decode_cursor(cursor, scope=scope)
-            after = (state["v"], uuid.UUID(state["id"]))
+            after = _cursor_position(decode_cursor(cursor, scope=scope), sort.lstrip("-"))
         with self.pool.connection() as conn:
             rows = repo.list_tracks(
                 conn,
@@ -355,6 +384,27 @@ def library(events: Emitter) -> Library:
 
     deps = dependencies()
     return Library(deps.pool, deps.objects, deps.clock, deps.settings, events)
+
+
+_CURSOR_VALUE_TYPES: dict[str, Any] = {
+    "created": datetime.fromisoformat,
+    "title": str,
+    "duration": int,
+}
+
+
+def _cursor_position(state: dict[str, Any], sort_key: str) -> tuple[Any, uuid.UUID]:
+    """The (sort value, id) a cursor resumes after; a cursor tampered with is a 400."""
+    value = state.get("v")
+    try:
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise TypeError(value)
+        typed = _CURSOR_VALUE_TYPES[sort_key](value)
+        if sort_key == "duration" and not isinstance(value, int):
+            raise TypeError(value)
+        return typed, uuid.UUID(str(state.get("id")))
+    except (TypeError, ValueError) as exc:
+        raise invalid_cursor() from exc
 
 
 def _check_still_open(upload: dict[str, Any]) -> None:

@@ -13,11 +13,11 @@ TRACK_COLUMNS = (
     "bitrate, sample_rate, channels, container, codec, content_type, file_extension, size_bytes, "
     "sha256, original_filename, object_key, version, created_at, updated_at"
 )
-# Sort key -> (SQL expression, python key of the row value it reads)
-SORTS: dict[str, tuple[str, str]] = {
-    "created": ("created_at", "created_at"),
-    "title": ("lower(title)", "title_key"),
-    "duration": ("duration_ms", "duration_ms"),
+# Sort key -> the SQL expression it orders by.
+SORTS: dict[str, str] = {
+    "created": "created_at",
+    "title": "lower(title)",
+    "duration": "duration_ms",
 }
 EDITABLE = ("title", "artists", "album", "year", "genre", "isrc", "bpm", "musical_key")
 
@@ -42,14 +42,22 @@ def lock_upload(conn: Connection[Any], owner_id: uuid.UUID, upload_id: uuid.UUID
     return row
 
 
-def lock_expired_uploads(conn: Connection[Any], now: datetime, limit: int) -> list[Row]:
-    """Pending uploads past their expiry; SKIP LOCKED so concurrent sweepers share the work."""
+def expired_uploads(conn: Connection[Any], now: datetime, limit: int) -> list[Row]:
+    """Ids of pending uploads past their expiry, oldest first."""
     return conn.execute(
-        """SELECT id, object_key, multipart_id FROM uploads
-           WHERE status = 'pending' AND expires_at < %s
-           ORDER BY expires_at LIMIT %s FOR UPDATE SKIP LOCKED""",
+        """SELECT id FROM uploads WHERE status = 'pending' AND expires_at < %s
+           ORDER BY expires_at LIMIT %s""",
         (now, limit),
     ).fetchall()
+
+
+def lock_pending_upload(conn: Connection[Any], upload_id: uuid.UUID) -> Row | None:
+    """The upload, locked, if still pending; SKIP LOCKED so concurrent sweepers share work."""
+    row: Row | None = conn.execute(
+        "SELECT * FROM uploads WHERE id = %s AND status = 'pending' FOR UPDATE SKIP LOCKED",
+        (upload_id,),
+    ).fetchone()
+    return row
 
 
 def finish_upload(
@@ -108,7 +116,7 @@ def list_tracks(
     limit: int,
 ) -> list[Row]:
     descending = sort.startswith("-")
-    expr, _ = SORTS[sort.lstrip("-")]
+    expr = SORTS[sort.lstrip("-")]
     where = ["owner_id = %(owner)s"]
     params: dict[str, Any] = {"owner": owner_id, "limit": limit}
     if genre:

@@ -126,6 +126,10 @@ def test_a_user_imports_lists_streams_and_downloads_and_data_survives_a_restart(
 
         # and the stack serves its API description
         assert "/v1/tracks" in httpx.get(f"{stack.url}/openapi.json").json()["paths"]
+
+        # and a second stack cannot take the same port
+        clash = _cli("up", "--port", str(port), "--data-dir", str(tmp_path / "other"))
+        assert clash.returncode == 1, clash.stdout + clash.stderr
     finally:
         assert stack.stop() == 0, stack.output()
 
@@ -144,10 +148,12 @@ def test_a_user_imports_lists_streams_and_downloads_and_data_survives_a_restart(
     # When the stack is started again on the same data dir
     stack = RunningStack(stack_dir, free_port())
     try:
-        # Then the library is still there
+        # Then the library is still there, and links signed before the restart still verify
         again = httpx.get(
             f"{stack.url}/v1/tracks", headers={"Authorization": f"Bearer {bearer}"}
         ).json()
         assert len(again["items"]) == 3
+        old_link = httpx.URL(download["url"]).copy_with(port=httpx.URL(stack.url).port)
+        assert httpx.get(old_link).content == (music / "album" / "three.wav").read_bytes()
     finally:
         assert stack.stop() == 0, stack.output()

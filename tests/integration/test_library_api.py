@@ -75,7 +75,7 @@ def _row_counts(database_url: str, owner_email: str) -> tuple[int, int]:
 
 def _objects(harness: StackHarness) -> list[Path]:
     root = harness.stack.settings.objects_dir
-    return [p for p in root.rglob("*") if p.is_file()]
+    return [p for p in root.rglob("*") if p.is_file() and ".slots" not in p.parts]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -183,6 +183,26 @@ def test_fewer_bytes_than_announced_is_rejected_as_incomplete(
     target = api.start_upload(path, size=path.stat().st_size + 10).json()
     harness.client.put(target["url"], content=path.read_bytes())
     _problem(api.complete(target["upload_id"]), 422, "upload_size_mismatch")
+
+
+def test_an_upload_url_cannot_write_again_once_the_upload_is_completed(
+    harness: StackHarness, tmp_path: Path
+) -> None:
+    # Given a completed upload, streamed as checked
+    path = make_audio("wav", tmp_path / "a.wav")
+    api = harness.user()
+    target = api.send(path)
+    track = api.complete(target["upload_id"]).json()
+
+    # When its upload URL is used again to swap the bytes
+    swapped = harness.client.put(target["url"], content=b"<html>not audio</html>")
+
+    # Then it is refused and the track still streams the checked bytes
+    _problem(swapped, 409, "upload_closed")
+    url = api.get(f"/v1/tracks/{track['id']}/stream").json()["url"]
+    streamed = harness.client.get(url)
+    assert streamed.content == path.read_bytes()
+    assert streamed.headers["x-content-type-options"] == "nosniff"
 
 
 def test_completing_an_unknown_upload_is_not_found(harness: StackHarness) -> None:
@@ -529,6 +549,21 @@ def test_uploads_never_completed_are_swept_with_their_bytes(
     _problem(api.complete(target["upload_id"]), 409, "upload_rejected")
 
 
+def test_a_database_failure_before_routing_is_a_500_problem_too(
+    harness: StackHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = harness.user()
+
+    def down(token: object) -> None:
+        raise RuntimeError("connection refused to 10.0.0.5")
+
+    monkeypatch.setattr(harness.stack.deps.users, "provision", down)
+    response = api.get("/v1/tracks", headers={"X-Correlation-Id": "corr-9"})
+    body = _problem(response, 500, "internal_error")
+    assert body["correlation_id"] == "corr-9"
+    assert "10.0.0.5" not in response.text
+
+
 def test_an_unexpected_failure_is_a_500_problem_with_the_correlation_id_and_no_trace(
     harness: StackHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -599,3 +634,61 @@ def test_each_library_action_emits_its_usage_event_once_after_the_response(
     assert by_kind["track_updated"].correlation_id == "c-9"
     assert by_kind["track_upload_rejected"].properties["reason"] == "not_audio"
     assert len({e.event_id for e in sink.events}) == len(sink.events)
+
+
+@pytest.mark.parametrize(
+    ("sort", "state"),
+    [
+        ("title", {"id": "0f6b7e52-4b7c-4f43-9b59-4d0b3c2f1a11"}),
+        ("title", {"v": "a", "id": "not-a-uuid"}),
+        ("duration", {"v": "x", "id": "0f6b7e52-4b7c-4f43-9b59-4d0b3c2f1a11"}),
+        ("created", {"v": "not a date", "id": "0f6b7e52-4b7c-4f43-9b59-4d0b3c2f1a11"}),
+        ("created", {"v": [1], "id": "0f6b7e52-4b7c-4f43-9b59-4d0b3c2f1a11"}),
+    ],
+    ids=["no-value", "bad-id", "text-duration", "bad-date", "list-value"],
+)
+def test_a_cursor_tampered_with_is_a_client_error(
+    catalogue: Api, sort: str, state: dict[str, object]
+) -> None:
+    from services.core.pagination import encode_cursor
+
+    cursor = encode_cursor({"scope": f"{sort}||", **state})
+    _problem(catalogue.get(f"/v1/tracks?sort={sort}&cursor={cursor}"), 400, "invalid_cursor")
+
+
+def test_an_upload_that_cannot_be_expired_now_does_not_hold_back_the_others(
+    harness: StackHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.library.sweeper import sweep
+
+    # Given two overdue uploads, one whose bytes cannot be removed right now
+    sink = _RecordingSink()
+    monkeypatch.setattr(harness.stack.deps, "events", sink)
+    api = harness.user()
+    stuck = api.send(make_audio("wav", tmp_path / "stuck.wav"))
+    free = api.send(make_audio("flac", tmp_path / "free.flac"))
+    harness.clock.advance(timedelta(hours=2))
+    real_abort = harness.stack.deps.objects.abort_upload
+
+    def abort(key: str, multipart_id: str | None) -> None:
+        if key.endswith(stuck["upload_id"]):
+            raise OSError("disk busy")
+        real_abort(key, multipart_id)
+
+    monkeypatch.setattr(harness.stack.deps.objects, "abort_upload", abort)
+
+    # When the sweeper runs twice
+    sweep()
+    sweep()
+
+    # Then the other upload is expired once, with one event, and the stuck one is still pending
+    expired = [
+        e.properties["upload_id"] for e in sink.events if e.event_type == "track_upload_rejected"
+    ]
+    assert free["upload_id"] in expired and stuck["upload_id"] not in expired
+    assert expired.count(free["upload_id"]) == 1
+    _problem(api.complete(free["upload_id"]), 409, "upload_rejected")
+    # and once the store works again, the stuck one is refused as expired, bytes dropped
+    monkeypatch.setattr(harness.stack.deps.objects, "abort_upload", real_abort)
+    _problem(api.complete(stuck["upload_id"]), 410, "upload_expired")
+    assert not [p for p in _objects(harness) if p.name == stuck["upload_id"]]

@@ -106,6 +106,8 @@ def aws_stack(
         firehose_stream=create_event_stream(moto_endpoint, bucket),
         aws_endpoint_url=moto_endpoint,
         trusted_issuers=[idp.trusted_issuer()],
+        multipart_threshold_bytes=6 * MIB,
+        multipart_part_bytes=5 * MIB,
     )
     deps = wiring.build(settings)
     wiring.install(deps)
@@ -163,3 +165,32 @@ def _firehose_records(bucket: str, endpoint: str) -> list[dict[str, Any]]:
         body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode()
         records += [json.loads(line) for line in body.splitlines() if line.strip()]
     return sorted(records, key=lambda r: str(r["event_id"]))  # UUIDv7: time order
+
+
+def test_a_file_refused_after_its_parts_were_assembled_leaves_no_object_in_s3(
+    aws_stack: tuple[TestClient, str], bucket: str, moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given an 11 MiB file that is not audio, sent to S3 in parts
+    client, token = aws_stack
+    auth = {"Authorization": f"Bearer {token}"}
+    data = b"not audio at all " * (11 * MIB // 17)
+    started = client.post(
+        "/v1/uploads", json={"filename": "big.wav", "size": len(data)}, headers=auth
+    ).json()
+    parts, offset = [], 0
+    for part in started["parts"]:
+        sent = httpx.put(part["url"], content=data[offset : offset + part["size"]])
+        parts.append({"part_number": part["part_number"], "etag": sent.headers["ETag"]})
+        offset += part["size"]
+
+    # When the upload is completed (S3 assembles the parts, then the audio check refuses it)
+    done = client.post(
+        f"/v1/uploads/{started['upload_id']}/complete", json={"parts": parts}, headers=auth
+    )
+
+    # Then the answer is the refusal, not a server error, and no bytes stay behind
+    assert done.status_code == 415, done.text
+    assert done.json()["code"] == "not_audio"
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=moto_endpoint)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert not [k for k in keys if k.startswith(("uploads/", "tracks/"))]

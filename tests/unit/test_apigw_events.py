@@ -51,6 +51,13 @@ def test_json_body_stays_text_and_binary_body_is_base64() -> None:
     assert base64.b64decode(str(binary["body"])) == raw
 
 
+def test_a_json_body_that_is_not_utf8_travels_base64_encoded() -> None:
+    raw = b'{"a": "\xff"}'
+    event = _event(method="POST", headers=[("Content-Type", "application/json")], body=raw)
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(str(event["body"])) == raw
+
+
 def test_request_context_names_method_path_and_caller() -> None:
     http = _event(method="DELETE", path="/v1/tracks/1")["requestContext"]["http"]  # type: ignore[index]
     assert http == {

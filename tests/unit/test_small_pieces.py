@@ -67,3 +67,18 @@ def test_uuid7_made_in_the_same_millisecond_still_sort_in_order_of_making() -> N
     assert ids == sorted(ids)
     assert len(set(ids)) == 1000
     assert all((i.version, i.variant) == (7, uuid.RFC_4122) for i in ids)
+
+
+def test_uuid7_in_a_forked_child_differs_from_the_parents() -> None:
+    import os
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    uuid7(at)  # the pool is filled in the parent
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next id and leave at once
+        os.write(write, uuid7(at).bytes)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = uuid.UUID(bytes=os.read(read, 16))
+    assert child != uuid7(at)

@@ -44,6 +44,11 @@ class LocalObjectStore:
     ) -> UploadTarget:
         params = {"op": "put", "max": str(size)}
         url = self._signed_url(key, params, expires_at)
+        # The slot is what lets the URL write: gone once the upload is promoted or dropped, so
+        # a reused upload URL cannot replace checked bytes or leave bytes nobody tracks.
+        slot = self._slot(key)
+        slot.parent.mkdir(parents=True, exist_ok=True)
+        slot.touch()
         headers = {"Content-Type": content_type} if content_type else {}
         return UploadTarget(method="PUT", url=url, headers=headers)
 
@@ -53,7 +58,14 @@ class LocalObjectStore:
         return None
 
     def abort_upload(self, key: str, multipart_id: str | None) -> None:
+        self._slot(key).unlink(missing_ok=True)
         self.delete(key)
+
+    def promote(self, upload_key: str, key: str) -> None:
+        target = self.path_for(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self._slot(upload_key).unlink(missing_ok=True)
+        self.path_for(upload_key).replace(target)
 
     def size(self, key: str) -> int | None:
         try:
@@ -84,6 +96,13 @@ class LocalObjectStore:
     # -- serving (used by the local stack's /objects route) -----------------------------------
     def path_for(self, key: str) -> Path:
         return self.root / check_key(key)
+
+    def accepts_upload(self, key: str) -> bool:
+        """True while the upload at ``key`` is open (neither promoted nor dropped)."""
+        return self._slot(key).exists()
+
+    def _slot(self, key: str) -> Path:
+        return self.root / ".slots" / check_key(key)
 
     def verify(self, key: str, query: dict[str, str]) -> SignedRequest:
         """Check a request's signature and expiry; raise a 403 problem otherwise."""

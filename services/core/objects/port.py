@@ -57,7 +57,13 @@ class ObjectStore(Protocol):
         """Assemble a multipart upload; a no-op for single-PUT uploads."""
         ...
 
-    def abort_upload(self, key: str, multipart_id: str | None) -> None: ...
+    def abort_upload(self, key: str, multipart_id: str | None) -> None:
+        """Drop an upload and whatever of it arrived; harmless if already gone or completed."""
+        ...
+
+    def promote(self, upload_key: str, key: str) -> None:
+        """Move a completed upload's bytes to ``key``; its upload URL can no longer write them."""
+        ...
 
     def size(self, key: str) -> int | None:
         """Bytes stored under ``key``, or None when nothing is there."""

@@ -41,7 +41,12 @@ class S3ObjectStore:
             "s3",
             region_name=region,
             endpoint_url=endpoint_url,
-            config=Config(signature_version="s3v4", retries={"mode": "standard"}),
+            config=Config(
+                signature_version="s3v4",
+                retries={"mode": "standard"},
+                connect_timeout=2,
+                read_timeout=30,
+            ),
         )
 
     def _ttl(self, expires_at: datetime) -> int:
@@ -97,9 +102,24 @@ class S3ObjectStore:
         )
 
     def abort_upload(self, key: str, multipart_id: str | None) -> None:
+        from botocore.exceptions import ClientError
+
         if multipart_id is not None:
-            self._s3.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=multipart_id)
+            try:
+                self._s3.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=multipart_id)
+            except ClientError as exc:
+                # Completed already (a rejection after assembly), or aborted before.
+                if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                    raise
         self.delete(key)
+
+    def promote(self, upload_key: str, key: str) -> None:
+        # A single CopyObject takes up to 5 GiB, over the 2 GiB upload limit. A presigned PUT
+        # can still write upload_key until it expires: a lifecycle rule on uploads/ sweeps that.
+        self._s3.copy_object(
+            Bucket=self._bucket, Key=key, CopySource={"Bucket": self._bucket, "Key": upload_key}
+        )
+        self.delete(upload_key)
 
     def size(self, key: str) -> int | None:
         from botocore.exceptions import ClientError
