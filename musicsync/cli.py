@@ -12,7 +12,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import (
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 app = typer.Typer(help="musicsync: the music sync platform, on your machine.", no_args_is_help=True)
@@ -164,6 +170,50 @@ def lake_compact(
         f"({report.bytes_before / mib:.1f} MiB) became {report.files_after} "
         f"({report.bytes_after / mib:.1f} MiB); {report.rows} row(s) kept."
     )
+
+
+@lake_app.command("snapshot")
+def lake_snapshot(
+    dt: Annotated[
+        str | None, typer.Option(help="Partition date, YYYY-MM-DD (default: today, UTC).")
+    ] = None,
+    table: Annotated[list[str] | None, typer.Option(help="Only these tables (repeatable).")] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Export the database's dimension tables to snapshots/<table>/dt=... (idempotent a day)."""
+    from lake.snapshots import S3Target, snapshot
+    from musicsync.stack import local_database
+    from services.core.clock import SystemClock
+
+    settings = _settings(data_dir)
+    day = dt or SystemClock().now().date().isoformat()
+    s3 = None
+    if settings.profile == "aws":
+        if not settings.lake_bucket:
+            raise typer.BadParameter("the aws profile needs MUSICSYNC_LAKE_BUCKET")
+        s3 = S3Target(
+            bucket=settings.lake_bucket,
+            prefix=settings.lake_prefix,
+            glue_database=settings.glue_database,
+            region=settings.aws_region,
+            endpoint_url=settings.aws_endpoint_url,
+        )
+    with local_database(settings) as url, Progress(console=console) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def report(name: str, rows: int) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(f"snapshot {name}", total=None)
+            progress.update(tasks[name], completed=rows, description=f"{name}: {rows} rows")
+
+        try:
+            result = snapshot(url, settings.lake_dir, day, tables=table, s3=s3, progress=report)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    for done in result.tables:
+        console.print(
+            f"{done.table}: {done.rows} row(s), {done.bytes} bytes -> {', '.join(done.objects)}"
+        )
 
 
 @app.command("import")

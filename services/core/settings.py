@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     collector_requests_per_minute: int = 120
     lake_bucket: str | None = None
     lake_prefix: str = ""
+    glue_database: str = "musicsync"
     # AWS profile.
     s3_bucket: str | None = None
     aws_region: str = "us-east-1"

@@ -89,3 +89,25 @@ def test_compact_refuses_a_malformed_date(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["lake", "compact", "--dt", "yesterday"])
     assert result.exit_code == 2
     assert "YYYY-MM-DD" in result.output
+
+
+def test_snapshot_exports_the_tables_of_the_database_it_is_given(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the database named by DATABASE_URL (as `musicsync lake snapshot` reads it)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    data_dir = tmp_path / "data"
+
+    # When the user snapshots it for a day, twice
+    args = ["lake", "snapshot", "--dt", "2026-11-01", "--data-dir", str(data_dir)]
+    first = CliRunner().invoke(app, args)
+    second = CliRunner().invoke(app, args)
+
+    # Then each table has one file for that day, and a bad table name is a usage error
+    assert first.exit_code == 0, first.output
+    assert second.exit_code == 0, second.output
+    for table in ("users", "tracks", "uploads"):
+        files = list((data_dir / "lake" / "snapshots" / table / "dt=2026-11-01").glob("*.parquet"))
+        assert len(files) == 1, table
+    bad = CliRunner().invoke(app, [*args, "--table", "secrets"])
+    assert bad.exit_code == 2
