@@ -200,8 +200,13 @@ def _partitions(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
     # Cast through date32: the UTC date, as UsageEvent.dt gives it, without a Python loop.
     dts = table["occurred_at"].cast(pa.date32()).cast(pa.string())
     table = table.add_column(0, "dt", dts).sort_by([(name, "ascending") for name in _PARTITION])
-    # Single-threaded grouping keeps the groups in order of appearance: the sorted order.
-    keys = table.group_by(_PARTITION, use_threads=False).aggregate([([], "count_all")])
+    # Group counts sorted like the rows, so each group is the next slice. (The grouping's own
+    # output order is not the rows' order: relying on it put events in other partitions.)
+    keys = (
+        table.group_by(_PARTITION, use_threads=False)
+        .aggregate([([], "count_all")])
+        .sort_by([(name, "ascending") for name in _PARTITION])
+    )
     start = 0
     columns = (keys[name].to_pylist() for name in (*_PARTITION, "count_all"))
     for dt, event_type, count in zip(*columns, strict=True):
