@@ -33,20 +33,17 @@ Memory: one group is read and sorted at a time, several times ``target_bytes`` i
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingest.events.arrow import file_schema
-from lake.layout import EVENTS, event_partition
+from lake.layout import EVENTS, event_partition, exclusive, is_date
 from services.core.ids import uuid7
 
 MIB = 1024 * 1024
@@ -91,13 +88,13 @@ def compact(
     min_files: int = 2,
 ) -> CompactionReport:
     """Merge the small files of every events partition (or of one date's) under ``root``."""
-    if dt is not None and not _is_date(dt):
+    if dt is not None and not is_date(dt):
         raise ValueError(f"invalid date: {dt!r} (YYYY-MM-DD)")
     events = root / EVENTS
     report = CompactionReport()
     if not events.is_dir():
         return report
-    with _locked(root / LOCK_NAME):
+    with exclusive(root / LOCK_NAME):
         for directory in _partitions(events, dt):
             _settle(directory)
             groups = _groups(directory, target_bytes, min_files)
@@ -105,23 +102,6 @@ def compact(
             if groups:
                 report += CompactionReport(partitions=1) + partition
     return report
-
-
-def _is_date(text: str) -> bool:
-    try:
-        return date.fromisoformat(text).isoformat() == text
-    except ValueError:
-        return False
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _partitions(events: Path, dt: str | None) -> list[Path]:

@@ -7,8 +7,14 @@ or under a local folder.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
 
 EVENTS = "events"
 SNAPSHOTS = "snapshots"
@@ -17,6 +23,26 @@ DEAD_LETTERS = "dead-letters"
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def is_date(text: str) -> bool:
+    """True for a real calendar date written YYYY-MM-DD (a partition's ``dt``)."""
+    try:
+        return date.fromisoformat(text).isoformat() == text
+    except ValueError:
+        return False
+
+
+@contextmanager
+def exclusive(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive flock on ``lock_file`` (jobs that rewrite the lake take turns)."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _check(value: str, pattern: re.Pattern[str], what: str) -> str:

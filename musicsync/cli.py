@@ -172,6 +172,36 @@ def lake_compact(
     )
 
 
+@lake_app.command("check")
+def lake_check(
+    dt: Annotated[
+        str | None, typer.Option(help="Only this date's partitions (YYYY-MM-DD).")
+    ] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Run the quality suite on new or changed event partitions; failing ones are quarantined."""
+    from lake.quality import check
+    from services.core.clock import SystemClock
+
+    settings = _settings(data_dir)
+    with console.status("Checking partitions (Great Expectations)..."):
+        try:
+            report = check(settings.lake_dir, dt=dt, clock=SystemClock())
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--dt") from None
+    console.print(
+        f"{len(report.passed)} partition(s) passed, {len(report.failed)} failed, "
+        f"{len(report.skipped)} unchanged since their last check."
+    )
+    if report.failed:
+        console.print("Quarantined (kept, left out of the marts):")
+        for partition, reasons in sorted(report.failed.items()):
+            console.print(f"  [red]{partition}[/]", markup=True)
+            for reason in reasons:
+                console.print(f"    - {reason}", markup=False)
+        raise typer.Exit(1)
+
+
 @lake_app.command("snapshot")
 def lake_snapshot(
     dt: Annotated[

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,3 +112,40 @@ def test_snapshot_exports_the_tables_of_the_database_it_is_given(
         assert len(files) == 1, table
     bad = CliRunner().invoke(app, [*args, "--table", "secrets"])
     assert bad.exit_code == 2
+
+
+def test_check_passes_clean_partitions_and_quarantines_a_bad_one(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ingest.events.arrow import file_schema
+    from ingest.events.envelope import to_row
+    from ingest.events.lake_writer import LocalLakeWriter
+
+    # Given a lake with a clean partition and one holding the same event twice
+    data_dir = tmp_path / "data"
+    lake = data_dir / "lake"
+    writer = LocalLakeWriter(lake, SystemClock())
+    good = _events(3)
+    writer.send(good)
+    writer.close()
+    twice = _events(1)[0]
+    row = {
+        k: v for k, v in to_row(twice, twice.occurred_at).items() if k not in ("dt", "event_type")
+    }
+    bad_dir = lake / "events" / f"dt={twice.dt}" / "event_type=track_playback_completed"
+    bad_dir.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([row, row], schema=file_schema()), bad_dir / "x.parquet")
+
+    # When the user checks the lake, twice
+    first = CliRunner().invoke(app, ["lake", "check", "--data-dir", str(data_dir)])
+    second = CliRunner().invoke(app, ["lake", "check", "--data-dir", str(data_dir)])
+
+    # Then the bad partition fails and is quarantined, kept; the clean one passes; nothing reruns
+    assert first.exit_code == 1, first.output
+    assert "1 partition(s) passed, 1 failed" in first.output
+    assert "event_type=track_playback_completed" in first.output
+    quarantine = json.loads((lake / "quality" / "quarantine.json").read_text())
+    assert [q["event_type"] for q in quarantine["partitions"]] == ["track_playback_completed"]
+    assert (bad_dir / "x.parquet").exists()
+    assert "0 partition(s) passed, 0 failed, 2 unchanged" in second.output
