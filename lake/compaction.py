@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingest.events.arrow import file_schema
-from lake.layout import EVENTS, event_partition, exclusive, is_date
+from lake.layout import EVENTS, event_partition, exclusive, fsync, is_date
 from services.core.ids import uuid7
 
 MIB = 1024 * 1024
@@ -145,11 +145,11 @@ def _merge(directory: Path, group: list[tuple[str, int]]) -> CompactionReport:
     # random ids barely compress), only slower.
     metadata = {_INPUTS_KEY: json.dumps(inputs)}
     pq.write_table(table.replace_schema_metadata(metadata), temp, compression="zstd")
-    _fsync(temp)
-    _fsync(directory)
+    fsync(temp)
+    fsync(directory)
     _hide(directory, inputs)
     temp.replace(directory / name)
-    _fsync(directory)
+    fsync(directory)
     _remove_hidden(directory, inputs)
     return CompactionReport(
         files_before=len(group),
@@ -196,14 +196,6 @@ def _settle(directory: Path) -> None:
             continue
         _hide(directory, [name for name in inputs if (directory / name).exists()])
         temp.replace(directory / temp.name[1 : -len(_COMPACTING)])
-        _fsync(directory)
+        fsync(directory)
     for hidden in directory.glob(f".*{_COMPACTED}"):
         hidden.unlink()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

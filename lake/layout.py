@@ -33,6 +33,26 @@ def is_date(text: str) -> bool:
         return False
 
 
+def fsync(path: Path) -> None:
+    """Flush a file's (or a directory's entries') data to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# Athena finds a table's date partitions by projection: no crawler, no registered partition.
+DT_PROJECTION: dict[str, str] = {
+    "projection.enabled": "true",
+    "projection.dt.type": "date",
+    "projection.dt.format": "yyyy-MM-dd",
+    "projection.dt.range": "2024-01-01,NOW",
+    "projection.dt.interval": "1",
+    "projection.dt.interval.unit": "DAYS",
+}
+
+
 @contextmanager
 def exclusive(lock_file: Path) -> Iterator[None]:
     """Hold an exclusive flock on ``lock_file`` (jobs that rewrite the lake take turns)."""

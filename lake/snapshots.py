@@ -48,7 +48,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from psycopg import IsolationLevel
 
-from lake.layout import SNAPSHOTS, LakeLocation, snapshot_partition
+from lake.layout import DT_PROJECTION, SNAPSHOTS, LakeLocation, fsync, snapshot_partition
 
 if TYPE_CHECKING:
     import boto3
@@ -179,16 +179,6 @@ TABLES: tuple[SnapshotTable, ...] = (
 # without it, truncated to milliseconds; the snapshots keep the database's microseconds.
 _PARQUET_OPTIONS = {"coerce_timestamps": "us", "use_deprecated_int96_timestamps": False}
 
-# The same projection as the events table: Athena needs no crawler and no registered partition.
-_PROJECTION = {
-    "projection.enabled": "true",
-    "projection.dt.type": "date",
-    "projection.dt.format": "yyyy-MM-dd",
-    "projection.dt.range": "2024-01-01,NOW",
-    "projection.dt.interval": "1",
-    "projection.dt.interval.unit": "DAYS",
-}
-
 
 @dataclass(frozen=True)
 class S3Target:
@@ -312,16 +302,8 @@ def _write_local(
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    _fsync_directory(directory)
+    fsync(directory)
     return TableSnapshot(table.name, rows, target.stat().st_size, (str(target),))
-
-
-def _fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_s3(
@@ -353,7 +335,7 @@ def _write_s3(
             database=target.glue_database,
             table=glue_table,
             dtype={**table.glue_types, "dt": "string"},
-            glue_table_settings={"description": description, "parameters": _PROJECTION},
+            glue_table_settings={"description": description, "parameters": DT_PROJECTION},
             # A copy: awswrangler fills its defaults into the dict it is given.
             pyarrow_additional_kwargs=dict(_PARQUET_OPTIONS),
             boto3_session=session,
@@ -384,7 +366,7 @@ def _ensure_glue_table(
         partitions_types={"dt": "string"},
         compression="zstd",
         description=description,
-        parameters=_PROJECTION,
+        parameters=DT_PROJECTION,
         boto3_session=session,
     )
 

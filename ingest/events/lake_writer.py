@@ -67,7 +67,7 @@ import pyarrow.parquet as pq
 
 from ingest.events.arrow import file_schema
 from ingest.events.envelope import COLUMNS, UsageEvent
-from lake.layout import EVENTS, event_partition
+from lake.layout import EVENTS, event_partition, fsync
 from services.core.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -169,22 +169,6 @@ def _read_spool(path: Path) -> _SpoolContents:
 
 
 # -- files ---------------------------------------------------------------------------------------
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _ensure_dir(path: Path) -> None:
     """``mkdir -p`` whose new entries survive a power failure (each parent is fsync'd)."""
     if path.is_dir():
@@ -192,7 +176,7 @@ def _ensure_dir(path: Path) -> None:
     _ensure_dir(path.parent)
     with contextlib.suppress(FileExistsError):
         path.mkdir()
-    _fsync_dir(path.parent)
+    fsync(path.parent)
 
 
 def _partitions(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
@@ -243,14 +227,14 @@ def _stage(stem: str, parts: list[tuple[Path, pa.Table]]) -> None:
         _ensure_dir(directory)
         temp = directory / f".{stem}{_WRITING}"
         pq.write_table(rows, temp, compression=COMPRESSION)
-        _fsync_file(temp)
-        _fsync_dir(directory)
+        fsync(temp)
+        fsync(directory)
 
 
 def _commit(segment: Path, committed: Path) -> None:
     """The point of no return: from here on, recovery finishes the flush instead of redoing it."""
     segment.replace(committed)
-    _fsync_dir(committed.parent)
+    fsync(committed.parent)
 
 
 def _reveal(stem: str, directories: list[Path]) -> int:
@@ -261,7 +245,7 @@ def _reveal(stem: str, directories: list[Path]) -> int:
         if temp.exists():
             revealed += pq.read_metadata(temp).num_rows
             temp.replace(directory / f"{stem}.parquet")
-            _fsync_dir(directory)
+            fsync(directory)
     return revealed
 
 

@@ -22,7 +22,7 @@ from ingest.events.catalogue import (
     EventType,
 )
 from ingest.events.envelope import COLUMNS, PARTITION_COLUMNS, Column, ColumnKind
-from lake.layout import EVENTS, LakeLocation
+from lake.layout import DT_PROJECTION, EVENTS, LakeLocation
 
 EVENTS_TABLE = "events"
 
@@ -142,13 +142,7 @@ def glue_table(location: str) -> dict[str, Any]:
         "Parameters": {
             "classification": "parquet",
             "EXTERNAL": "TRUE",
-            # Projection instead of registered partitions: no crawler, no MSCK REPAIR.
-            "projection.enabled": "true",
-            "projection.dt.type": "date",
-            "projection.dt.format": "yyyy-MM-dd",
-            "projection.dt.range": "2024-01-01,NOW",
-            "projection.dt.interval": "1",
-            "projection.dt.interval.unit": "DAYS",
+            **DT_PROJECTION,
             "projection.event_type.type": "enum",
             "projection.event_type.values": ",".join(CATALOGUE),
             "storage.location.template": f"{events}/dt=${{dt}}/event_type=${{event_type}}/",

@@ -3,34 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ingest.events.envelope import UsageEvent
 from tests.support.audio_files import make_audio
+from tests.support.events import RecordingSink
 from tests.support.stack import Api, StackHarness
 
 pytestmark = pytest.mark.integration
 
 
-class _RecordingSink:
-    def __init__(self) -> None:
-        self.events: list[UsageEvent] = []
-
-    def send(self, events: Sequence[UsageEvent]) -> None:
-        self.events.extend(events)
-
-    def close(self) -> None:
-        return None
-
-
 @pytest.fixture
-def sink(harness: StackHarness, monkeypatch: pytest.MonkeyPatch) -> _RecordingSink:
-    recording = _RecordingSink()
+def sink(harness: StackHarness, monkeypatch: pytest.MonkeyPatch) -> RecordingSink:
+    recording = RecordingSink()
     monkeypatch.setattr(harness.stack.deps, "events", recording)
     return recording
 
@@ -59,7 +47,7 @@ def _progress(track_id: str, at: datetime, /, **overrides: Any) -> dict[str, Any
 
 
 def test_valid_events_are_accepted_with_the_caller_as_actor(
-    harness: StackHarness, listener: tuple[Api, str], sink: _RecordingSink
+    harness: StackHarness, listener: tuple[Api, str], sink: RecordingSink
 ) -> None:
     # Given a player that reports two progress events of the user's own track
     api, track_id = listener
@@ -111,7 +99,7 @@ def test_valid_events_are_accepted_with_the_caller_as_actor(
 def test_each_bad_event_is_refused_with_its_reason_and_the_rest_accepted(
     harness: StackHarness,
     listener: tuple[Api, str],
-    sink: _RecordingSink,
+    sink: RecordingSink,
     overrides: dict[str, Any],
     code: str,
 ) -> None:
@@ -147,7 +135,7 @@ def test_events_too_old_or_from_the_future_are_refused(
 
 
 def test_events_about_another_users_track_are_refused(
-    harness: StackHarness, listener: tuple[Api, str], sink: _RecordingSink
+    harness: StackHarness, listener: tuple[Api, str], sink: RecordingSink
 ) -> None:
     _, track_id = listener
     mallory = harness.user("mallory")

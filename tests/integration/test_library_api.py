@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from ingest.events.envelope import UsageEvent
 from tests.support.audio_files import (
     FORMATS,
     make_audio,
@@ -18,6 +16,7 @@ from tests.support.audio_files import (
     make_truncated,
     make_unsupported,
 )
+from tests.support.events import RecordingSink
 from tests.support.stack import Api, StackHarness
 
 pytestmark = pytest.mark.integration
@@ -583,22 +582,11 @@ def test_an_unexpected_failure_is_a_500_problem_with_the_correlation_id_and_no_t
     assert "secret internals" not in response.text and "Traceback" not in response.text
 
 
-class _RecordingSink:
-    def __init__(self) -> None:
-        self.events: list[UsageEvent] = []
-
-    def send(self, events: Sequence[UsageEvent]) -> None:
-        self.events.extend(events)
-
-    def close(self) -> None:
-        return None
-
-
 def test_each_library_action_emits_its_usage_event_once_after_the_response(
     harness: StackHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a sink that records what the services send
-    sink = _RecordingSink()
+    sink = RecordingSink()
     monkeypatch.setattr(harness.stack.deps, "events", sink)
     api = harness.user()
     me = api.get("/v1/me").json()["id"]
@@ -662,7 +650,7 @@ def test_an_upload_that_cannot_be_expired_now_does_not_hold_back_the_others(
     from services.library.sweeper import sweep
 
     # Given two overdue uploads, one whose bytes cannot be removed right now
-    sink = _RecordingSink()
+    sink = RecordingSink()
     monkeypatch.setattr(harness.stack.deps, "events", sink)
     api = harness.user()
     stuck = api.send(make_audio("wav", tmp_path / "stuck.wav"))
