@@ -41,6 +41,19 @@ DataDir = Annotated[
 DEFAULT_DATA_DIR = Path(".musicsync")
 
 
+def _date(value: str | None) -> str | None:
+    from lake.layout import is_date
+
+    if value is not None and not is_date(value):
+        raise typer.BadParameter(f"{value!r} is not a date written YYYY-MM-DD")
+    return value
+
+
+PartitionDate = Annotated[
+    str | None, typer.Option(help="Only this date's partitions (YYYY-MM-DD).", callback=_date)
+]
+
+
 def _settings(data_dir: Path, **overrides: object):  # type: ignore[no-untyped-def]
     from musicsync.stack import local_settings
 
@@ -151,19 +164,14 @@ def events_replay(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
 
 @lake_app.command("compact")
 def lake_compact(
-    dt: Annotated[
-        str | None, typer.Option(help="Only this date's partitions (YYYY-MM-DD).")
-    ] = None,
+    dt: PartitionDate = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Merge the small Parquet files of each events partition (safe while the stack writes)."""
     from lake.compaction import compact
 
     settings = _settings(data_dir)
-    try:
-        report = compact(settings.lake_dir, dt=dt)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--dt") from None
+    report = compact(settings.lake_dir, dt=dt)
     mib = 1024 * 1024
     console.print(
         f"Compacted {report.partitions} partition(s): {report.files_before} file(s) "
@@ -174,9 +182,7 @@ def lake_compact(
 
 @lake_app.command("check")
 def lake_check(
-    dt: Annotated[
-        str | None, typer.Option(help="Only this date's partitions (YYYY-MM-DD).")
-    ] = None,
+    dt: PartitionDate = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Run the quality suite on new or changed event partitions; failing ones are quarantined."""
@@ -185,10 +191,7 @@ def lake_check(
 
     settings = _settings(data_dir)
     with console.status("Checking partitions (Great Expectations)..."):
-        try:
-            report = check(settings.lake_dir, dt=dt, clock=SystemClock())
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--dt") from None
+        report = check(settings.lake_dir, dt=dt, clock=SystemClock())
     console.print(
         f"{len(report.passed)} partition(s) passed, {len(report.failed)} failed, "
         f"{len(report.skipped)} unchanged since their last check."
@@ -205,7 +208,8 @@ def lake_check(
 @lake_app.command("snapshot")
 def lake_snapshot(
     dt: Annotated[
-        str | None, typer.Option(help="Partition date, YYYY-MM-DD (default: today, UTC).")
+        str | None,
+        typer.Option(help="Partition date, YYYY-MM-DD (default: today, UTC).", callback=_date),
     ] = None,
     table: Annotated[list[str] | None, typer.Option(help="Only these tables (repeatable).")] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
