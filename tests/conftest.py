@@ -14,7 +14,7 @@ import pytest
 pytest_plugins = ["tests.support.stack", "tests.support.aws"]
 
 
-def _with_database(url: str, name: str) -> str:
+def with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{name}"))
 
@@ -44,7 +44,7 @@ def database_url(server_url: str) -> Iterator[str]:
     name = f"musicsync_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = _with_database(server_url, name)
+    url = with_database(server_url, name)
     migrate.upgrade(url)
     try:
         yield url

@@ -1,4 +1,4 @@
-"""`musicsync events replay` on the local profile: dead letters end in the lake, once."""
+"""The CLI's data commands: events replay, lake compact/check/snapshot, db upgrade."""
 
 from __future__ import annotations
 
@@ -149,3 +149,30 @@ def test_check_passes_clean_partitions_and_quarantines_a_bad_one(tmp_path: Path)
     assert [q["event_type"] for q in quarantine["partitions"]] == ["track_playback_completed"]
     assert (bad_dir / "x.parquet").exists()
     assert "0 partition(s) passed, 0 failed, 2 unchanged" in second.output
+
+
+def test_db_upgrade_applies_pending_migrations_once(
+    tmp_path: Path, server_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    from tests.conftest import with_database
+
+    # Given an empty database named by DATABASE_URL
+    name = f"musicsync_upgrade_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    monkeypatch.setenv("DATABASE_URL", with_database(server_url, name))
+    try:
+        # When the user upgrades it twice
+        args = ["db", "upgrade", "--data-dir", str(tmp_path)]
+        first = CliRunner().invoke(app, args)
+        second = CliRunner().invoke(app, args)
+
+        # Then the first applies the migrations and the second finds nothing to do
+        assert first.exit_code == 0, first.output
+        assert "Applied 1 migration(s): 0001.users-uploads-tracks" in first.output
+        assert "up to date" in second.output
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
