@@ -155,10 +155,11 @@ def events_replay(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
         sink.close()
     console.print(
         f"Replayed {report.replayed_events} event(s) in {report.replayed_batches} batch(es); "
-        f"{report.failed_events} event(s) in {report.failed_batches} batch(es) failed again "
-        "and stay dead-lettered."
+        f"{report.failed_batches} batch(es) could not be replayed; "
+        f"{report.remaining_events} event(s) in {report.remaining_batches} batch(es) "
+        "are still dead-lettered."
     )
-    if report.failed_batches:
+    if report.remaining_batches:
         raise typer.Exit(1)
 
 

@@ -285,6 +285,9 @@ class ReplayReport:
     replayed_events: int = 0
     failed_batches: int = 0
     failed_events: int = 0
+    # Left in the store afterwards: failed batches, and events the sink dead-lettered again.
+    remaining_batches: int = 0
+    remaining_events: int = 0
 
 
 def replay(store: DeadLetterStore, sink: EventSink) -> ReplayReport:
@@ -296,8 +299,9 @@ def replay(store: DeadLetterStore, sink: EventSink) -> ReplayReport:
     """
     replayed = replayed_events = failed = failed_events = 0
     for batch in store.batches():
-        events = store.load(batch.id)
+        events: list[UsageEvent] = []
         try:
+            events = store.load(batch.id)
             sink.send(events)
         except Exception:
             # The sink could neither deliver nor dead-letter: the batch itself is the record.
@@ -308,4 +312,12 @@ def replay(store: DeadLetterStore, sink: EventSink) -> ReplayReport:
         store.remove(batch.id)
         replayed += 1
         replayed_events += len(events)
-    return ReplayReport(replayed, replayed_events, failed, failed_events)
+    remaining = store.batches()
+    return ReplayReport(
+        replayed,
+        replayed_events,
+        failed,
+        failed_events,
+        remaining_batches=len(remaining),
+        remaining_events=sum(b.count for b in remaining),
+    )

@@ -13,7 +13,7 @@ from typing import Any, TypedDict, Unpack
 
 from ingest.events.catalogue import CATALOGUE, validate
 from ingest.events.envelope import ActorType, UsageEvent
-from ingest.events.sink import EventSink
+from ingest.events.sink import EventSink, EventsLost
 from services.core.clock import Clock
 from services.core.ids import uuid7
 
@@ -110,12 +110,13 @@ class Emitter:
         self._buffer.clear()
         try:
             self._sink.send(batch)
-        except Exception:
+        except Exception as exc:
             # Failing the invocation over analytics would lose the user's request as well.
-            event_ids = [str(e.event_id) for e in batch]
+            lost = exc.events if isinstance(exc, EventsLost) else batch
+            event_ids = [str(e.event_id) for e in lost]
             logger.exception(
                 "event sink failed: %d events lost: %s",
-                len(batch),
+                len(lost),
                 " ".join(event_ids),
-                extra={"event_ids": event_ids, "event_count": len(batch)},
+                extra={"event_ids": event_ids, "event_count": len(lost)},
             )

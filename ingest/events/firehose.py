@@ -38,6 +38,7 @@ from typing import Any
 
 from ingest.events.dead_letters import DeadLetterStore
 from ingest.events.envelope import UsageEvent, to_row
+from ingest.events.sink import EventsLost
 from lake.layout import EVENTS
 from services.core.clock import Clock
 
@@ -217,15 +218,20 @@ class FirehoseSink:
                 len(data),
             )
             too_large.append(event)
-        if too_large:
-            self._dead_letters.put(too_large, RECORD_TOO_LARGE)
+        # Every chunk is tried even if one could not be dead-lettered; only the events that
+        # ended nowhere are reported lost, not the whole batch.
+        lost = self._dead_letter_each(too_large, [RECORD_TOO_LARGE] * len(too_large))
         for chunk in _chunks(records):
-            self._deliver(chunk)
+            lost += self._deliver(chunk)
+        if lost:
+            raise EventsLost(lost)
 
     def close(self) -> None:
         """Nothing to flush: Firehose buffers on its side."""
 
-    def _deliver(self, chunk: list[_Record]) -> None:
+    def _deliver(self, chunk: list[_Record]) -> list[UsageEvent]:
+        """Deliver a chunk, resending failed entries; the events neither delivered nor
+        dead-lettered."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         pending = chunk
@@ -257,22 +263,29 @@ class FirehoseSink:
                     failed.append(record)
                     codes.append(code)
             if not failed:
-                return
+                return []
             log.info("%d of %d records failed: %s", len(failed), len(pending), sorted(set(codes)))
             pending = failed
-        self._dead_letter(pending, codes)
+        return self._dead_letter_each([event for event, _ in pending], codes)
 
     def _backoff(self, retry: int) -> float:
         """Full jitter: uniform below an exponentially growing, capped ceiling."""
         ceiling = min(self._max_delay, self._base_delay * 2**retry)
         return random.uniform(0, ceiling)  # noqa: S311 - spreading retries, not a secret
 
-    def _dead_letter(self, records: list[_Record], codes: list[str]) -> None:
+    def _dead_letter_each(self, events: list[UsageEvent], codes: list[str]) -> list[UsageEvent]:
+        """Dead-letter the events, grouped by their last error; those the store refused."""
         by_code: dict[str, list[UsageEvent]] = {}
-        for (event, _), code in zip(records, codes, strict=True):
+        for event, code in zip(events, codes, strict=True):
             by_code.setdefault(code, []).append(event)
-        for code, events in by_code.items():
+        lost: list[UsageEvent] = []
+        for code, group in by_code.items():
             log.warning(
-                "%d events not accepted by Firehose stream %s (%s)", len(events), self._stream, code
+                "%d events not accepted by Firehose stream %s (%s)", len(group), self._stream, code
             )
-            self._dead_letters.put(events, code)
+            try:
+                self._dead_letters.put(group, code)
+            except Exception:
+                log.exception("the dead-letter store refused %d events", len(group))
+                lost += group
+        return lost

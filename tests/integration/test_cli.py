@@ -53,6 +53,7 @@ def test_replay_moves_dead_letters_into_the_lake_exactly_once(tmp_path: Path) ->
     # Then every event is in the lake once, and nothing is left to replay
     assert first.exit_code == 0, first.output
     assert "Replayed 8 event(s) in 2 batch(es)" in first.output
+    assert "0 event(s) in 0 batch(es) are still dead-lettered" in first.output
     assert "Replayed 0 event(s)" in second.output
     pattern = lake / "events" / "*" / "*" / "*.parquet"
     ids = duckdb.connect().execute(f"SELECT event_id FROM read_parquet('{pattern}')").fetchall()

@@ -217,3 +217,29 @@ def test_the_invocations_correlation_id_is_stamped_on_every_event() -> None:
     # Then the first carries the request's id and the second its own
     assert [e.correlation_id for e in emitter.pending] == ["req-7", "x"]
     assert own.correlation_id == "x"
+
+
+def test_a_sink_naming_the_events_it_lost_gets_only_those_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from ingest.events.sink import EventsLost
+
+    # Given a sink that delivers all but the second event of a batch, and says so
+    class PartlyLosingSink(ListSink):
+        def send(self, events: Sequence[UsageEvent]) -> None:
+            raise EventsLost([events[1]])
+
+    clock = ManualClock(START)
+    emitter = Emitter(PartlyLosingSink(), clock, source="library")
+    made = [
+        emitter.emit("track_deleted", actor_type="user", actor_id="u1", track_id=uuid.uuid4())
+        for _ in range(3)
+    ]
+
+    # When the emitter flushes
+    with caplog.at_level(logging.ERROR, logger="musicsync.events"):
+        emitter.flush()
+
+    # Then the log names that one event, not the whole batch
+    [record] = caplog.records
+    assert record.event_ids == [str(made[1].event_id)]  # type: ignore[attr-defined]

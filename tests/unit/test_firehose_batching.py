@@ -364,9 +364,38 @@ def test_events_that_fail_again_on_replay_stay_dead_lettered_once(
         [events[1]],
     )
     assert report.replayed_batches == 1
+    assert (report.remaining_batches, report.remaining_events) == (1, 1)
     assert Counter(stubbed.delivered_ids() + dead_ids(dead_letters)) == Counter(
         str(e.event_id) for e in events
     )
+
+
+class RefusingStore(LocalDeadLetters):
+    """A dead-letter store whose disk is full."""
+
+    def put(self, events: Sequence[UsageEvent], reason: str) -> None:
+        raise OSError("no space left on device")
+
+
+def test_when_the_dead_letter_store_fails_only_the_events_that_ended_nowhere_are_lost(
+    stubbed: StubbedFirehose, clock: ManualClock, tmp_path: Path
+) -> None:
+    from ingest.events.sink import EventsLost
+
+    # Given 501 events (two chunks): in the first, one entry keeps failing; the second is fine
+    events = [make_event() for _ in range(501)]
+    stubbed.respond(partly(500, {7: "InternalFailure"}))
+    stubbed.respond(partly(1, {0: "InternalFailure"}))
+    stubbed.respond(ok(1))
+    sink = make_sink(stubbed, clock, RefusingStore(tmp_path, clock), max_attempts=2)
+
+    # When they are sent and the dead-letter store refuses the failing one
+    with pytest.raises(EventsLost) as lost:
+        sink.send(events)
+
+    # Then the second chunk was still delivered, and exactly that one event is reported lost
+    assert len(stubbed.delivered_ids()) == 500
+    assert lost.value.events == (events[7],)
 
 
 def test_a_throttled_call_is_resent_whole(
