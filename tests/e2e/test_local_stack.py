@@ -34,11 +34,13 @@ class RunningStack:
         self.url = f"http://127.0.0.1:{port}"
         self.data_dir = data_dir
         self.log = (data_dir.parent / f"up-{port}.log").open("w")
+        # A session of its own, as a terminal's foreground job: Ctrl-C reaches the whole group.
         self.process = subprocess.Popen(
             [MUSICSYNC, "up", "--port", str(port), "--data-dir", str(data_dir)],
             stdout=self.log,
             stderr=subprocess.STDOUT,
             env=_env(),
+            start_new_session=True,
         )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -157,3 +159,21 @@ def test_a_user_imports_lists_streams_and_downloads_and_data_survives_a_restart(
         assert httpx.get(old_link).content == (music / "album" / "three.wav").read_bytes()
     finally:
         assert stack.stop() == 0, stack.output()
+
+
+def test_ctrl_c_stops_workers_and_embedded_servers_cleanly(stack_dir: Path) -> None:
+    # Given a running stack with its worker processes and embedded PostgreSQL
+    stack = RunningStack(stack_dir, free_port())
+    postmaster = stack_dir / "postgres" / "postmaster.pid"
+    assert postmaster.exists()
+
+    # When the user presses Ctrl-C (SIGINT to the whole foreground process group)
+    os.killpg(stack.process.pid, signal.SIGINT)
+    code = stack.process.wait(timeout=60)
+
+    # Then it exits cleanly, PostgreSQL is stopped, and no worker is left serving
+    assert code == 0, stack.output()
+    assert "Stopped; data kept" in stack.output()
+    assert not postmaster.exists()
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{stack.url}/healthz", timeout=2)
