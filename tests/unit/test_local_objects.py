@@ -86,3 +86,26 @@ def test_content_disposition_has_an_ascii_fallback_and_the_exact_utf8_name() -> 
     assert content_disposition('Zoë "Live".wav') == (
         "attachment; filename=\"Zo_ _Live_.wav\"; filename*=UTF-8''Zo%C3%AB%20%22Live%22.wav"
     )
+
+
+def test_a_value_holding_separators_cannot_forge_another_parameter(
+    store: tuple[LocalObjectStore, ManualClock],
+) -> None:
+    # Given a download link for a name that contains the signed string's separators
+    objects, _ = store
+    url = objects.media_url(
+        "t/u/1",
+        content_type="audio/wav",
+        expires_at=NOW + timedelta(minutes=5),
+        download_filename="a.wav\nop=put",
+    )
+    key, query = _split(url)
+
+    # When the name is moved into a parameter of its own
+    forged = {**query, "dl": "a.wav", "op": "put"}
+
+    # Then the signature no longer matches
+    with pytest.raises(ProblemError) as err:
+        objects.verify(key, forged)
+    assert err.value.code == "url_signature_invalid"
+    assert objects.verify(key, query).download_filename == "a.wav\nop=put"

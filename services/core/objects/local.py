@@ -133,7 +133,8 @@ class LocalObjectStore:
         return f"{self._public_url}{OBJECTS_ROUTE}{key}?{urlencode(params)}"
 
     def _sign(self, key: str, params: dict[str, str]) -> str:
-        canonical = "\n".join([key, *(f"{k}={params[k]}" for k in sorted(params))])
+        # Percent-encoded: no value can forge a separator, whatever characters it holds.
+        canonical = f"{key}\n{urlencode(sorted(params.items()))}"
         return hmac.new(self._secret, canonical.encode(), hashlib.sha256).hexdigest()
 
     def atomic_writer(self, key: str) -> tuple[Path, Path]:
