@@ -35,11 +35,16 @@ if TYPE_CHECKING:
     from services.core.clock import Clock
     from services.core.objects.port import ObjectStore
     from services.core.settings import Settings
+    from services.library.audio import Inspection
 
 log = logging.getLogger("musicsync.library")
 
 # HTTP status for each reason audio is refused.
 _REJECTION_STATUS = {"not_audio": 415, "unsupported_codec": 415, "corrupt_audio": 422}
+
+# How long a completion may hold its claim on an upload: well over the time to copy, hash and
+# parse a 2 GiB file, so a live completion never loses it; a crashed one frees it after this.
+UPLOAD_LEASE = timedelta(minutes=15)
 
 
 def track_not_found() -> NotFound:
@@ -111,37 +116,35 @@ class Library:
     def complete_upload(
         self, caller: Principal, upload_id: uuid.UUID, parts: list[CompletedPart]
     ) -> TrackOut:
-        """Check the bytes, read their metadata, and make the track; or reject and clean up."""
+        """Check the bytes, read their metadata, and make the track; or reject and clean up.
+
+        Three steps, so that no connection is held (nor a transaction left open) while up to
+        2 GiB are assembled, copied, hashed and parsed: claim the upload under a lease (short
+        transaction), do that work with no connection, then record the outcome (short
+        transaction) only if the claim is still ours.
+        """
         from services.library.audio import AudioRejected, inspect_file
 
-        now = self.clock.now()
+        upload, lease = self._claim_upload(caller, upload_id)
+        key = upload["object_key"]
         rejection: ProblemError | None = None
-        with self.pool.connection() as conn:
-            upload = repo.lock_upload(conn, caller.user_id, upload_id)
-            if upload is None:
-                raise NotFound("upload_not_found", "Upload")
-            _check_still_open(upload)
-            key = upload["object_key"]
-            if now > upload["expires_at"]:
+        inspection: Inspection | None = None
+        try:
+            self.objects.finish_upload(key, upload["multipart_id"], parts)
+            size = self.objects.size(key)
+            if size is None:
+                raise UploadNotReceived()
+            if size != upload["declared_size"]:
                 rejection = ProblemError(
-                    410, "upload_expired", "Upload expired", "Start a new upload."
+                    422,
+                    "upload_size_mismatch",
+                    "File incomplete",
+                    f"{size} bytes arrived but {upload['declared_size']} were announced; "
+                    "the transfer was cut short or the wrong file was sent.",
                 )
+            elif size > self.settings.upload_max_bytes:
+                rejection = ProblemError(413, "upload_too_large", "File too large")
             else:
-                self.objects.finish_upload(key, upload["multipart_id"], parts)
-                size = self.objects.size(key)
-                if size is None:
-                    raise UploadNotReceived()
-                if size != upload["declared_size"]:
-                    rejection = ProblemError(
-                        422,
-                        "upload_size_mismatch",
-                        "File incomplete",
-                        f"{size} bytes arrived but {upload['declared_size']} were announced; "
-                        "the transfer was cut short or the wrong file was sent.",
-                    )
-                elif size > self.settings.upload_max_bytes:
-                    rejection = ProblemError(413, "upload_too_large", "File too large")
-            if rejection is None:
                 try:
                     with self.objects.local_copy(key) as path:
                         inspection = inspect_file(path)
@@ -149,59 +152,43 @@ class Library:
                     rejection = ProblemError(
                         _REJECTION_STATUS[exc.code], exc.code, "Audio not accepted", exc.detail
                     )
-            if rejection is None:
-                existing = repo.track_id_by_checksum(conn, caller.user_id, inspection.sha256)
-                if existing is not None:
-                    rejection = _duplicate(existing)
-            if rejection is not None:
-                self._reject(conn, caller, upload, rejection.code, now)
-                raise rejection
-            track_id = uuid7(now)
-            track_key = f"tracks/{caller.user_id}/{track_id}"
-            facts = inspection.facts
+        except Exception:
+            # Nothing was decided about the bytes (not sent yet, or the store failed): the
+            # upload stays usable, and the client may retry now rather than wait out the lease.
+            self._hand_back(upload_id, lease)
+            raise
+
+        now = self.clock.now()
+        with self.pool.connection() as conn:
+            current = repo.lock_upload(conn, caller.user_id, upload_id)
+            if current is None:
+                raise NotFound("upload_not_found", "Upload")
+            _check_still_open(current)
+            if current["status"] != "processing" or current["lease_until"] != lease:
+                # Our lease ran out and another completion claimed the upload: the bytes and
+                # the outcome are its business now.
+                raise _in_progress()
             try:
-                with conn.transaction():
-                    row = repo.insert_track(
-                        conn,
-                        {
-                            "id": track_id,
-                            "owner_id": caller.user_id,
-                            "object_key": track_key,
-                            "original_filename": upload["filename"],
-                            "title": facts.title or _title_from_filename(upload["filename"]),
-                            "artists": list(facts.artists),
-                            "album": facts.album,
-                            "year": facts.year,
-                            "genre": facts.genre,
-                            "isrc": facts.isrc,
-                            "bpm": facts.bpm,
-                            "musical_key": facts.musical_key,
-                            "duration_ms": facts.duration_ms,
-                            "bitrate": facts.bitrate,
-                            "sample_rate": facts.sample_rate,
-                            "channels": facts.channels,
-                            "container": facts.container,
-                            "codec": facts.codec,
-                            "content_type": facts.content_type,
-                            "file_extension": facts.extension,
-                            "size_bytes": inspection.size,
-                            "sha256": inspection.sha256,
-                            "created_at": now,
-                            "updated_at": now,
-                        },
-                    )
-            except pg_errors.UniqueViolation:
-                # A concurrent completion of the same bytes won the race.
-                existing = repo.track_id_by_checksum(conn, caller.user_id, inspection.sha256)
-                self._reject(conn, caller, upload, "duplicate_track", now)
-                raise _duplicate(existing) from None
-            repo.finish_upload(conn, upload_id, status="completed", at=now, track_id=track_id)
-            # Inside the transaction: if the move fails, no track row points at missing bytes.
-            self.objects.promote(key, track_key)
+                if rejection is None:
+                    assert inspection is not None
+                    existing = repo.track_id_by_checksum(conn, caller.user_id, inspection.sha256)
+                    if existing is not None:
+                        rejection = _duplicate(existing)
+                if rejection is not None:
+                    self._reject(conn, caller, current, rejection.code, now)
+                    raise rejection
+                assert inspection is not None
+                row = self._record_track(conn, caller, current, inspection, now)
+            except ProblemError:
+                raise
+            except Exception:
+                self._hand_back(upload_id, lease, conn)
+                raise
+        facts = inspection.facts
         self._emit(
             caller,
             "track_uploaded",
-            track_id=track_id,
+            track_id=row["id"],
             bytes=inspection.size,
             properties={
                 "upload_id": str(upload_id),
@@ -212,6 +199,99 @@ class Library:
         )
         return TrackOut.model_validate(row)
 
+    def _claim_upload(
+        self, caller: Principal, upload_id: uuid.UUID
+    ) -> tuple[dict[str, Any], datetime]:
+        """Lock the upload just long enough to mark it ``processing``; return it and the
+        lease, which identifies this claim when the outcome is recorded."""
+        now = self.clock.now()
+        with self.pool.connection() as conn:
+            upload = repo.lock_upload(conn, caller.user_id, upload_id)
+            if upload is None:
+                raise NotFound("upload_not_found", "Upload")
+            _check_still_open(upload)
+            if upload["status"] == "processing" and upload["lease_until"] > now:
+                raise _in_progress()
+            # A claim whose lease ran out belongs to a completion that died: take it over.
+            if now > upload["expires_at"]:
+                self._reject(conn, caller, upload, "upload_expired", now)
+                raise ProblemError(410, "upload_expired", "Upload expired", "Start a new upload.")
+            lease = now + UPLOAD_LEASE
+            repo.claim_upload(conn, upload_id, lease_until=lease)
+        return upload, lease
+
+    def _record_track(
+        self,
+        conn: Connection[Any],
+        caller: Principal,
+        upload: dict[str, Any],
+        inspection: Inspection,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """Insert the track, mark the upload completed and move the bytes; the caller commits."""
+        track_id = uuid7(now)
+        track_key = f"tracks/{caller.user_id}/{track_id}"
+        facts = inspection.facts
+        try:
+            with conn.transaction():
+                row = repo.insert_track(
+                    conn,
+                    {
+                        "id": track_id,
+                        "owner_id": caller.user_id,
+                        "object_key": track_key,
+                        "original_filename": upload["filename"],
+                        "title": facts.title or _title_from_filename(upload["filename"]),
+                        "artists": list(facts.artists),
+                        "album": facts.album,
+                        "year": facts.year,
+                        "genre": facts.genre,
+                        "isrc": facts.isrc,
+                        "bpm": facts.bpm,
+                        "musical_key": facts.musical_key,
+                        "duration_ms": facts.duration_ms,
+                        "bitrate": facts.bitrate,
+                        "sample_rate": facts.sample_rate,
+                        "channels": facts.channels,
+                        "container": facts.container,
+                        "codec": facts.codec,
+                        "content_type": facts.content_type,
+                        "file_extension": facts.extension,
+                        "size_bytes": inspection.size,
+                        "sha256": inspection.sha256,
+                        "created_at": now,
+                        "updated_at": now,
+                    },
+                )
+        except pg_errors.UniqueViolation:
+            # A concurrent completion of the same bytes won the race.
+            existing = repo.track_id_by_checksum(conn, caller.user_id, inspection.sha256)
+            self._reject(conn, caller, upload, "duplicate_track", now)
+            raise _duplicate(existing) from None
+        repo.finish_upload(conn, upload["id"], status="completed", at=now, track_id=track_id)
+        # Inside the transaction: if the move fails, no track row points at missing bytes.
+        self.objects.promote(upload["object_key"], track_key)
+        return row
+
+    def _hand_back(
+        self, upload_id: uuid.UUID, lease: datetime, conn: Connection[Any] | None = None
+    ) -> None:
+        """Undo our claim (back to pending) after a failure, if it is still ours; on ``conn``
+        (whatever it had done is rolled back) or on a connection of its own.
+
+        Best effort: should this fail too, the lease running out frees the upload anyway.
+        """
+        try:
+            if conn is None:
+                with self.pool.connection() as own:
+                    repo.release_upload(own, upload_id, lease_until=lease)
+            else:
+                conn.rollback()
+                repo.release_upload(conn, upload_id, lease_until=lease)
+                conn.commit()
+        except Exception:
+            log.exception("could not hand back upload %s; its lease will run out", upload_id)
+
     def _reject(
         self,
         conn: Connection[Any],
@@ -220,8 +300,12 @@ class Library:
         code: str,
         now: datetime,
     ) -> None:
-        """Drop the bytes, then record the refusal; if the bytes cannot be dropped now, the
-        upload stays pending (the sweeper retries), so no bytes outlive a rejected upload."""
+        """Drop the bytes, then record the refusal, with the upload locked by ``conn``.
+
+        If the bytes cannot be dropped now, nothing is recorded: the upload goes back to
+        pending (``complete_upload`` hands back its claim; the sweeper or a retry drops them
+        later), so no bytes outlive a rejected upload.
+        """
         self.objects.abort_upload(upload["object_key"], upload["multipart_id"])
         repo.finish_upload(conn, upload["id"], status="rejected", at=now, rejection_code=code)
         conn.commit()
@@ -233,6 +317,9 @@ class Library:
 
     def expire_uploads(self, *, limit: int = 500) -> int:
         """Remove the bytes of uploads never completed in time; return how many were expired.
+
+        That includes uploads whose completion died mid-way (claimed, lease run out); one whose
+        lease is still valid is being completed right now and is left alone.
 
         One transaction per upload: one that fails (its bytes cannot be removed now) stays
         pending for the next sweep without holding back the others, and its event is emitted
@@ -246,8 +333,9 @@ class Library:
             for upload_id in candidates:
                 try:
                     with conn.transaction():
-                        upload = repo.lock_pending_upload(conn, upload_id)
-                        if upload is None:  # completed or expired by someone else meanwhile
+                        upload = repo.lock_expirable_upload(conn, upload_id, now)
+                        # Completed, expired or claimed by someone else meanwhile.
+                        if upload is None:
                             continue
                         self.objects.abort_upload(upload["object_key"], upload["multipart_id"])
                         repo.finish_upload(
@@ -424,6 +512,15 @@ def _check_still_open(upload: dict[str, Any]) -> None:
             f"This upload was rejected ({upload['rejection_code']}); start a new upload.",
             rejection_code=upload["rejection_code"],
         )
+
+
+def _in_progress() -> ProblemError:
+    return ProblemError(
+        409,
+        "upload_in_progress",
+        "Upload being completed",
+        "Another completion of this upload is running; retry shortly.",
+    )
 
 
 def _duplicate(existing: uuid.UUID | None) -> ProblemError:

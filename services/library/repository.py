@@ -42,20 +42,46 @@ def lock_upload(conn: Connection[Any], owner_id: uuid.UUID, upload_id: uuid.UUID
     return row
 
 
+def claim_upload(conn: Connection[Any], upload_id: uuid.UUID, *, lease_until: datetime) -> None:
+    """Mark the (locked) upload as being completed, until ``lease_until``."""
+    conn.execute(
+        "UPDATE uploads SET status = 'processing', lease_until = %s WHERE id = %s",
+        (lease_until, upload_id),
+    )
+
+
+def release_upload(conn: Connection[Any], upload_id: uuid.UUID, *, lease_until: datetime) -> bool:
+    """Hand a claimed upload back (pending) if the claim is still ours; False if it was not."""
+    released = conn.execute(
+        """UPDATE uploads SET status = 'pending', lease_until = NULL
+           WHERE id = %s AND status = 'processing' AND lease_until = %s""",
+        (upload_id, lease_until),
+    ).rowcount
+    return released == 1
+
+
 def expired_uploads(conn: Connection[Any], now: datetime, limit: int) -> list[Row]:
-    """Ids of pending uploads past their expiry, oldest first."""
+    """Ids of uploads past their expiry, oldest first: pending ones, and claimed ones whose
+    completion died (lease run out); a claim with a valid lease is still being worked on."""
     return conn.execute(
-        """SELECT id FROM uploads WHERE status = 'pending' AND expires_at < %s
-           ORDER BY expires_at LIMIT %s""",
-        (now, limit),
+        """SELECT id FROM uploads
+           WHERE status IN ('pending', 'processing') AND expires_at < %(now)s
+             AND (status = 'pending' OR lease_until < %(now)s)
+           ORDER BY expires_at LIMIT %(limit)s""",
+        {"now": now, "limit": limit},
     ).fetchall()
 
 
-def lock_pending_upload(conn: Connection[Any], upload_id: uuid.UUID) -> Row | None:
-    """The upload, locked, if still pending; SKIP LOCKED so concurrent sweepers share work."""
+def lock_expirable_upload(conn: Connection[Any], upload_id: uuid.UUID, now: datetime) -> Row | None:
+    """The upload, locked, if still pending or its claim's lease ran out (re-checked under the
+    lock: a completion may have claimed it since it was listed); SKIP LOCKED so concurrent
+    sweepers share work."""
     row: Row | None = conn.execute(
-        "SELECT * FROM uploads WHERE id = %s AND status = 'pending' FOR UPDATE SKIP LOCKED",
-        (upload_id,),
+        """SELECT * FROM uploads
+           WHERE id = %(id)s
+             AND (status = 'pending' OR (status = 'processing' AND lease_until < %(now)s))
+           FOR UPDATE SKIP LOCKED""",
+        {"id": upload_id, "now": now},
     ).fetchone()
     return row
 
@@ -70,7 +96,8 @@ def finish_upload(
     rejection_code: str | None = None,
 ) -> None:
     conn.execute(
-        """UPDATE uploads SET status = %s, track_id = %s, rejection_code = %s, finished_at = %s
+        """UPDATE uploads SET status = %s, track_id = %s, rejection_code = %s, finished_at = %s,
+                              lease_until = NULL
            WHERE id = %s""",
         (status, track_id, rejection_code, at, upload_id),
     )

@@ -680,3 +680,189 @@ def test_an_upload_that_cannot_be_expired_now_does_not_hold_back_the_others(
     monkeypatch.setattr(harness.stack.deps.objects, "abort_upload", real_abort)
     _problem(api.complete(stuck["upload_id"]), 410, "upload_expired")
     assert not [p for p in _objects(harness) if p.name == stuck["upload_id"]]
+
+
+# -- completing under a lease -------------------------------------------------------------------
+
+
+def _idle_in_transaction(database_url: str) -> list[str]:
+    """Queries of the connections to this database left idle inside an open transaction."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT query FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state = 'idle in transaction' AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _set_claim(database_url: str, upload_id: str, lease_until: object) -> None:
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE uploads SET status = 'processing', lease_until = %s WHERE id = %s",
+            (lease_until, upload_id),
+        )
+
+
+def _upload_state(database_url: str, upload_id: str) -> tuple[str, object]:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT status, lease_until FROM uploads WHERE id = %s", (upload_id,)
+        ).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+def test_no_database_connection_is_held_while_the_file_is_inspected(
+    harness: StackHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.library import audio
+
+    # Given an inspection that looks at the database's connections while it runs
+    database_url = harness.stack.settings.database_url or ""
+    real_inspect = audio.inspect_file
+    seen: list[list[str]] = []
+
+    def inspect_file(path: Path) -> audio.Inspection:
+        seen.append(_idle_in_transaction(database_url))
+        return real_inspect(path)
+
+    monkeypatch.setattr(audio, "inspect_file", inspect_file)
+
+    # When a file is uploaded
+    response = harness.user().upload(make_audio("wav", tmp_path / "held.wav"))
+
+    # Then it became a track, and no transaction was left open during the inspection
+    assert response.status_code == 201, response.text
+    assert seen == [[]]
+
+
+def test_a_second_completion_while_the_first_runs_is_told_to_retry(
+    harness: StackHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingest.events.emitter import Emitter
+    from services.core.errors import ProblemError
+    from services.core.principal import Principal
+    from services.library import audio
+    from services.library.logic import Library
+
+    # Given a completion that is inspecting the file (holding a valid lease)
+    api = harness.user()
+    me = api.get("/v1/me").json()
+    caller = Principal(uuid.UUID(me["id"]), "test", "test", me["email"], None)
+    deps = harness.stack.deps
+    events = Emitter(deps.events, deps.clock, source="library")
+    library = Library(deps.pool, deps.objects, deps.clock, deps.settings, events)
+    target = api.send(make_audio("flac", tmp_path / "twice.flac"))
+    real_inspect = audio.inspect_file
+    concurrent: list[ProblemError] = []
+
+    def inspect_file(path: Path) -> audio.Inspection:
+        # When the same upload is completed again meanwhile (straight through the library: the
+        # test client serves one request at a time)
+        with pytest.raises(ProblemError) as refused:
+            library.complete_upload(caller, uuid.UUID(target["upload_id"]), [])
+        concurrent.append(refused.value)
+        return real_inspect(path)
+
+    monkeypatch.setattr(audio, "inspect_file", inspect_file)
+    first = api.complete(target["upload_id"])
+
+    # Then the second is told another completion is running, and the first still succeeds
+    assert [(e.status, e.code) for e in concurrent] == [(409, "upload_in_progress")]
+    assert "retry" in str(concurrent[0].detail)
+    assert first.status_code == 201, first.text
+    again = _problem(api.complete(target["upload_id"]), 409, "upload_already_completed")
+    assert again["track_id"] == first.json()["id"]
+
+
+def test_a_completion_that_lost_its_lease_leaves_the_upload_to_the_new_claim(
+    harness: StackHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.library import audio
+
+    # Given a completion so slow that its lease ran out and another completion claimed it
+    database_url = harness.stack.settings.database_url or ""
+    api = harness.user()
+    target = api.send(make_audio("wav", tmp_path / "slow.wav"))
+    real_inspect = audio.inspect_file
+    takeover = harness.clock.now() + timedelta(minutes=20)
+
+    def inspect_file(path: Path) -> audio.Inspection:
+        _set_claim(database_url, target["upload_id"], takeover)
+        return real_inspect(path)
+
+    monkeypatch.setattr(audio, "inspect_file", inspect_file)
+
+    # When the slow completion finishes its work
+    response = api.complete(target["upload_id"])
+
+    # Then it gives way: no track, the new claim untouched, the bytes still there
+    _problem(response, 409, "upload_in_progress")
+    assert _upload_state(database_url, target["upload_id"]) == ("processing", takeover)
+    assert [p for p in _objects(harness) if p.name == target["upload_id"]]
+    assert api.get("/v1/tracks").json()["items"] == []
+
+
+def test_an_upload_not_received_stays_usable_after_the_claim(
+    harness: StackHarness, tmp_path: Path
+) -> None:
+    # Given an upload whose bytes have not been sent
+    database_url = harness.stack.settings.database_url or ""
+    path = make_audio("wav", tmp_path / "late.wav")
+    api = harness.user()
+    target = api.start_upload(path).json()
+
+    # When it is completed too early, then the bytes are sent and it is completed again
+    _problem(api.complete(target["upload_id"]), 409, "upload_not_received")
+    assert _upload_state(database_url, target["upload_id"]) == ("pending", None)
+    harness.client.put(target["url"], content=path.read_bytes(), headers=target["headers"])
+
+    # Then the retry makes the track
+    assert api.complete(target["upload_id"]).status_code == 201
+
+
+def test_a_completion_that_crashed_can_be_completed_again_once_its_lease_ran_out(
+    harness: StackHarness, tmp_path: Path
+) -> None:
+    # Given an upload whose completion crashed mid-way, its lease now run out
+    database_url = harness.stack.settings.database_url or ""
+    api = harness.user()
+    target = api.send(make_audio("mp3", tmp_path / "crashed.mp3"))
+    _set_claim(database_url, target["upload_id"], harness.clock.now() - timedelta(minutes=1))
+
+    # When it is completed again
+    response = api.complete(target["upload_id"])
+
+    # Then the track is made
+    assert response.status_code == 201, response.text
+    assert _upload_state(database_url, target["upload_id"]) == ("completed", None)
+
+
+def test_the_sweeper_expires_a_crashed_completion_but_not_one_still_running(
+    harness: StackHarness, tmp_path: Path
+) -> None:
+    from services.library.sweeper import sweep
+
+    # Given two overdue uploads being completed: one crashed (lease run out), one still running
+    database_url = harness.stack.settings.database_url or ""
+    api = harness.user()
+    crashed = api.send(make_audio("wav", tmp_path / "crashed.wav"))
+    running = api.send(make_audio("flac", tmp_path / "running.flac"))
+    harness.clock.advance(timedelta(hours=2))
+    now = harness.clock.now()
+    _set_claim(database_url, crashed["upload_id"], now - timedelta(minutes=1))
+    _set_claim(database_url, running["upload_id"], now + timedelta(minutes=10))
+
+    # When the sweeper runs
+    sweep()
+
+    # Then the crashed one is expired with its bytes, the running one is left alone
+    assert _upload_state(database_url, crashed["upload_id"]) == ("rejected", None)
+    assert not [p for p in _objects(harness) if p.name == crashed["upload_id"]]
+    assert _upload_state(database_url, running["upload_id"]) == (
+        "processing",
+        now + timedelta(minutes=10),
+    )
+    assert [p for p in _objects(harness) if p.name == running["upload_id"]]
+    _problem(api.complete(running["upload_id"]), 409, "upload_in_progress")
+    _problem(api.complete(crashed["upload_id"]), 409, "upload_rejected")
