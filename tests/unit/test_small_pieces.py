@@ -11,7 +11,7 @@ from services.core.errors import ProblemError
 from services.core.ids import uuid7
 from services.core.pagination import decode_cursor, encode_cursor
 from services.gateway.routes import module_for
-from services.library.logic import download_filename
+from services.library.tracks import download_filename
 
 pytestmark = pytest.mark.unit
 

@@ -1,0 +1,165 @@
+"""Tracks: list, read, edit, delete, and the short-lived URLs that stream or download them."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from services.core.errors import ProblemError
+from services.core.pagination import decode_cursor, encode_cursor, invalid_cursor
+from services.core.principal import Principal
+from services.library import repository as repo
+from services.library.base import LibraryBase, track_not_found
+from services.library.models import (
+    MediaUrlOut,
+    TrackOut,
+    TrackPage,
+    TrackPatch,
+)
+
+if TYPE_CHECKING:
+    pass
+
+
+class Tracks(LibraryBase):
+    def list_tracks(
+        self,
+        caller: Principal,
+        *,
+        sort: str,
+        limit: int,
+        cursor: str | None,
+        genre: str | None,
+        artist: str | None,
+    ) -> TrackPage:
+        scope = f"{sort}|{genre or ''}|{artist or ''}"
+        after = None
+        if cursor:
+            after = _cursor_position(decode_cursor(cursor, scope=scope), sort.lstrip("-"))
+        with self.pool.connection() as conn:
+            rows = repo.list_tracks(
+                conn,
+                caller.user_id,
+                sort=sort,
+                after=after,
+                genre=genre,
+                artist=artist,
+                limit=limit + 1,
+            )
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            last = rows[-1]
+            next_cursor = encode_cursor({"scope": scope, "v": last["sort_value"], "id": last["id"]})
+        return TrackPage(items=[TrackOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+    def get_track(self, caller: Principal, track_id: uuid.UUID) -> TrackOut:
+        return TrackOut.model_validate(self._track_row(caller, track_id))
+
+    def update_track(
+        self,
+        caller: Principal,
+        track_id: uuid.UUID,
+        patch: TrackPatch,
+        expected_version: int | None,
+    ) -> TrackOut:
+        changes = {name: getattr(patch, name) for name in patch.model_fields_set}
+        if "title" in changes and changes["title"] is None:
+            raise ProblemError(
+                422, "validation_failed", "Request is not valid", "title cannot be cleared"
+            )
+        if not changes:
+            return self.get_track(caller, track_id)
+        with self.pool.connection() as conn:
+            row = repo.update_track(
+                conn,
+                caller.user_id,
+                track_id,
+                changes,
+                expected_version=expected_version,
+                at=self.clock.now(),
+            )
+            if row is None:
+                current = repo.get_track(conn, caller.user_id, track_id)
+                if current is None:
+                    raise track_not_found()
+                raise ProblemError(
+                    412,
+                    "version_mismatch",
+                    "Track changed meanwhile",
+                    f"You edited version {expected_version}; the track is now at version "
+                    f"{current['version']}. Reload it and apply your change again.",
+                    current_version=current["version"],
+                )
+        self._emit(
+            caller, "track_updated", track_id=track_id, properties={"fields": sorted(changes)}
+        )
+        return TrackOut.model_validate(row)
+
+    def delete_track(self, caller: Principal, track_id: uuid.UUID) -> None:
+        with self.pool.connection() as conn:
+            key = repo.delete_track(conn, caller.user_id, track_id)
+        if key is None:
+            raise track_not_found()
+        self.objects.delete(key)
+        self._emit(caller, "track_deleted", track_id=track_id)
+
+    def media_url(self, caller: Principal, track_id: uuid.UUID, *, download: bool) -> MediaUrlOut:
+        row = self._track_row(caller, track_id)
+        expires_at = self.clock.now() + timedelta(seconds=self.settings.media_url_ttl_seconds)
+        filename = download_filename(row) if download else None
+        url = self.objects.media_url(
+            row["object_key"],
+            content_type=row["content_type"],
+            expires_at=expires_at,
+            download_filename=filename,
+        )
+        if download:
+            self._emit(caller, "track_downloaded", track_id=track_id, bytes=row["size_bytes"])
+        else:
+            self._emit(caller, "track_stream_started", track_id=track_id)
+        return MediaUrlOut(
+            url=url, expires_at=expires_at, content_type=row["content_type"], filename=filename
+        )
+
+    def _track_row(self, caller: Principal, track_id: uuid.UUID) -> dict[str, Any]:
+        with self.pool.connection() as conn:
+            row = repo.get_track(conn, caller.user_id, track_id)
+        if row is None:
+            raise track_not_found()
+        return row
+
+
+_CURSOR_VALUE_TYPES: dict[str, Any] = {
+    "created": datetime.fromisoformat,
+    "title": str,
+    "duration": int,
+}
+
+
+def _cursor_position(state: dict[str, Any], sort_key: str) -> tuple[Any, uuid.UUID]:
+    """The (sort value, id) a cursor resumes after; a cursor tampered with is a 400."""
+    value = state.get("v")
+    try:
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise TypeError(value)
+        typed = _CURSOR_VALUE_TYPES[sort_key](value)
+        if sort_key == "duration" and not isinstance(value, int):
+            raise TypeError(value)
+        return typed, uuid.UUID(str(state.get("id")))
+    except (TypeError, ValueError) as exc:
+        raise invalid_cursor() from exc
+
+
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
+
+
+def download_filename(row: dict[str, Any]) -> str:
+    """'Artist A & Artist B - Title.ext', safe on every OS."""
+    name = row["title"]
+    if row["artists"]:
+        name = f"{' & '.join(row['artists'])} - {name}"
+    name = _UNSAFE.sub("_", name).strip(" .") or "track"
+    return f"{name[:200]}{row['file_extension']}"
