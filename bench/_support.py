@@ -18,6 +18,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -388,25 +389,11 @@ def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, int]:
         return response.status_code, received
 
 
-@dataclass
-class TempDir:
+@contextmanager
+def temp_dir(prefix: str = "msbench-") -> Iterator[Path]:
     """A temporary folder removed on exit (even when a benchmark fails)."""
-
-    prefix: str = "msbench-"
-
-    def __post_init__(self) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix=self.prefix))
-
-    def __enter__(self) -> Path:
-        return self.path
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True) as name:
+        yield Path(name)
 
 
 def fmt_ms(seconds: float) -> str:

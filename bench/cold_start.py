@@ -28,7 +28,6 @@ from bench._support import (
     ROOT,
     OtherCpu,
     Row,
-    TempDir,
     child_env,
     exit_code,
     fmt_ms,
@@ -37,6 +36,7 @@ from bench._support import (
     percentile,
     print_table,
     run_main,
+    temp_dir,
 )
 
 TARGET_RATIO = 1.5
@@ -193,7 +193,7 @@ def measure_first_invocation(module: str, runs: int) -> list[Row]:
     from services.core import migrate
     from services.core.clock import SystemClock
 
-    with TempDir() as tmp:
+    with temp_dir() as tmp:
         log("starting embedded PostgreSQL and applying migrations")
         servers = start_servers(tmp / "data", database_url=None, redis_url=None, with_redis=False)
         try:

@@ -20,7 +20,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench._support import Row, TempDir, exit_code, log, print_table, run_main
+from bench._support import Row, exit_code, log, print_table, run_main, temp_dir
 from ingest.events.dead_letters import LocalDeadLetters
 from ingest.events.envelope import UsageEvent
 from ingest.events.firehose import MAX_BATCH_BYTES, MAX_BATCH_RECORDS, FirehoseSink
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     events = typical_events(args.events)
     sends = [events[i : i + PER_SEND] for i in range(0, len(events), PER_SEND)]
     rates: list[float] = []
-    with TempDir() as tmp:
+    with temp_dir() as tmp:
         dead_letters = LocalDeadLetters(tmp, SystemClock())
         client = CountingClient()
         sink = FirehoseSink("bench", SystemClock(), dead_letters, client=client)

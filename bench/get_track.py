@@ -27,7 +27,6 @@ from bench._support import (
     HOST,
     Row,
     Stack,
-    TempDir,
     api_client,
     exit_code,
     log,
@@ -35,6 +34,7 @@ from bench._support import (
     percentile,
     print_table,
     run_main,
+    temp_dir,
     tree_cpu_seconds,
     upload,
 )
@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tests.support.audio_files import make_audio
 
-    with TempDir() as tmp, Stack() as stack:
+    with temp_dir() as tmp, Stack() as stack:
         token = stack.token("bench-get-track")
         api = api_client(stack, token)
         track = upload(

@@ -41,7 +41,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench._support import Row, TempDir, exit_code, log, print_table, run_main
+from bench._support import Row, exit_code, log, print_table, run_main, temp_dir
 from ingest.events.envelope import UsageEvent, to_row
 from ingest.events.lake_writer import LocalLakeWriter, _to_batch
 from lake.compaction import compact
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
     gc.freeze()
     rows: list[Row] = []
-    with TempDir(prefix="msbench-lake-") as tmp:
+    with temp_dir(prefix="msbench-lake-") as tmp:
         # A warm-up run, so that imports and first allocations are not in the first figure.
         run_writer(tmp / "warm-up", plans[:20_000], batch)
 

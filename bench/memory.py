@@ -22,7 +22,6 @@ from bench._support import (
     MIB,
     Row,
     Stack,
-    TempDir,
     api_client,
     exit_code,
     fetch,
@@ -32,6 +31,7 @@ from bench._support import (
     median,
     print_table,
     run_main,
+    temp_dir,
     upload,
 )
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(description="Server memory while moving a 1 GiB file.").parse_args(argv)
     from tests.support.audio_files import make_audio, make_large_wav
 
-    with TempDir() as tmp:
+    with temp_dir() as tmp:
         log(f"writing a {fmt_mib(FILE_SIZE)} WAV")
         big = make_large_wav(tmp / "one-gib.wav", FILE_SIZE)
         with Stack() as stack:

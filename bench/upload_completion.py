@@ -27,7 +27,6 @@ from bench._support import (
     OtherCpu,
     Row,
     Stack,
-    TempDir,
     api_client,
     exit_code,
     fmt_mib,
@@ -36,6 +35,7 @@ from bench._support import (
     median,
     print_table,
     run_main,
+    temp_dir,
     upload,
 )
 
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds = min(max(args.rounds, 3), 20)
     e2e_runs = min(max(args.e2e_runs, 0), 5)
 
-    with TempDir() as folder:
+    with temp_dir() as folder:
         rows = measure_local(folder, rounds)
         print_table("Upload completion: inspect_file vs plain hashlib.sha256 (target)", rows)
         for path in folder.iterdir():

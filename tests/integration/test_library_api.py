@@ -11,6 +11,7 @@ import pytest
 
 from tests.support.audio_files import (
     FORMATS,
+    SAMPLE_TAGS,
     make_audio,
     make_not_audio,
     make_truncated,
@@ -21,16 +22,7 @@ from tests.support.stack import Api, StackHarness
 
 pytestmark = pytest.mark.integration
 
-TAGS: dict[str, str | list[str]] = {
-    "title": "Night Drive",
-    "artist": ["Ada Lane", "The Sync Band"],
-    "album": "Cues Vol. 1",
-    "date": "2024",
-    "genre": "Synthwave",
-    "isrc": "USRC17607839",
-    "bpm": "118",
-    "key": "Am",
-}
+TAGS = SAMPLE_TAGS
 EXPECTED = {
     "mp3": ("mp3", "mp3", "audio/mpeg"),
     "wav": ("wav", "pcm", "audio/wav"),

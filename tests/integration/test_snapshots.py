@@ -31,7 +31,7 @@ from lake.snapshots import (
     SnapshotTable,
     snapshot,
 )
-from tests.support.audio_files import make_audio
+from tests.support.audio_files import SAMPLE_TAGS, make_audio
 from tests.support.aws import REGION
 from tests.support.stack import Api, StackHarness
 
@@ -45,16 +45,7 @@ DT = "2026-03-01"
 NEXT_DT = "2026-03-02"
 TABLE_NAMES = [t.name for t in TABLES]
 TRACK_COLUMNS = [c.name for c in next(t for t in TABLES if t.name == "tracks").columns]
-TAGS: dict[str, str | list[str]] = {
-    "title": "Night Drive",
-    "artist": ["Ada Lane", "The Sync Band"],
-    "album": "Cues Vol. 1",
-    "date": "2024",
-    "genre": "Synthwave",
-    "isrc": "USRC17607839",
-    "bpm": "118",
-    "key": "Am",
-}
+TAGS = SAMPLE_TAGS
 # Every column type, filled and null, with an offset time that must come out in UTC.
 KINDS = SnapshotTable(
     "kinds",

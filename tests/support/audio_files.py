@@ -282,3 +282,16 @@ def _mp4_item(key: str, texts: list[str]) -> tuple[str, list[str] | list[int] | 
     if key == "bpm":
         return "tmpo", [round(float(text)) for text in texts]
     return _MP4_FREEFORM[key], [text.encode() for text in texts]
+
+
+# Tags every format can carry, for tests that check they come back from the API.
+SAMPLE_TAGS: dict[str, str | list[str]] = {
+    "title": "Night Drive",
+    "artist": ["Ada Lane", "The Sync Band"],
+    "album": "Cues Vol. 1",
+    "date": "2024",
+    "genre": "Synthwave",
+    "isrc": "USRC17607839",
+    "bpm": "118",
+    "key": "Am",
+}
