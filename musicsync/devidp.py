@@ -69,6 +69,7 @@ class DevIdentityProvider:
             "aud": DEV_AUDIENCE,
             "sub": username,
             "email": email or f"{username}@example.com",
+            "email_verified": True,
             "token_use": "id",
             "iat": issued_at,
             "nbf": issued_at,

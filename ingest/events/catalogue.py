@@ -260,11 +260,12 @@ _TYPES: tuple[EventType, ...] = (
     EventType(
         "pitch_opened",
         1,
-        "A recipient opened the pitch page through their link.",
-        _RECIPIENT_PAGE,
+        "A recipient opened the pitch page through their link (recorded when the page is "
+        "served, after the password where there is one).",
+        "pitching",
         ("recipient",),
         ("pitch_id", "recipient_id"),
-        client_side=True,
+        client_side=False,
     ),
     EventType(
         "pitch_revoked",
@@ -304,6 +305,46 @@ _TYPES: tuple[EventType, ...] = (
         client_side=True,
     ),
     EventType(
+        "pitch_track_paused",
+        1,
+        "The recipient paused a pitch track; `listened_ms` counts the time played since the "
+        "previous report.",
+        _RECIPIENT_PAGE,
+        ("recipient",),
+        ("pitch_id", "recipient_id", "track_id", "position_ms", "listened_ms"),
+        client_side=True,
+    ),
+    EventType(
+        "pitch_track_seeked",
+        1,
+        "The recipient moved the play position of a pitch track to `position_ms`; "
+        "`properties.from_ms` is where it was.",
+        _RECIPIENT_PAGE,
+        ("recipient",),
+        ("pitch_id", "recipient_id", "track_id", "position_ms", "properties.from_ms"),
+        client_side=True,
+    ),
+    EventType(
+        "pitch_track_completed",
+        1,
+        "A pitch track played to its end; `listened_ms` counts the time played since the "
+        "previous report.",
+        _RECIPIENT_PAGE,
+        ("recipient",),
+        ("pitch_id", "recipient_id", "track_id", "position_ms", "listened_ms"),
+        client_side=True,
+    ),
+    EventType(
+        "pitch_track_skipped",
+        1,
+        "The recipient left a playing pitch track for another one before its end; "
+        "`listened_ms` counts the time played since the previous report.",
+        _RECIPIENT_PAGE,
+        ("recipient",),
+        ("pitch_id", "recipient_id", "track_id", "position_ms", "listened_ms"),
+        client_side=True,
+    ),
+    EventType(
         "pitch_track_downloaded",
         1,
         "A recipient got a download URL for a pitch track; `bytes` is the file size.",
@@ -316,20 +357,29 @@ _TYPES: tuple[EventType, ...] = (
         "pitch_track_shortlisted",
         1,
         "A recipient shortlisted a track of a pitch.",
-        _RECIPIENT_PAGE,
+        "pitching (the recipient page's feedback)",
         ("recipient",),
         ("pitch_id", "recipient_id", "track_id"),
-        client_side=True,
+        client_side=False,
+    ),
+    EventType(
+        "pitch_track_unshortlisted",
+        1,
+        "A recipient took a track of a pitch off their shortlist.",
+        "pitching (the recipient page's feedback)",
+        ("recipient",),
+        ("pitch_id", "recipient_id", "track_id"),
+        client_side=False,
     ),
     EventType(
         "pitch_comment_added",
         1,
         "A recipient commented on a pitch, or on one of its tracks (`track_id`). The text stays "
         "in the pitching service, out of the lake.",
-        _RECIPIENT_PAGE,
+        "pitching (the recipient page's feedback)",
         ("recipient",),
         ("pitch_id", "recipient_id"),
-        client_side=True,
+        client_side=False,
     ),
     EventType(
         "search_performed",

@@ -7,9 +7,9 @@ from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ingest.events.client import MAX_BODY_BYTES, EventsIn, EventsResult
 from ingest.events.emitter import Emitter
 from services.collector.logic import Collector
-from services.collector.models import MAX_BODY_BYTES, EventsIn, EventsResult
 from services.core.errors import ProblemError
 from services.core.http import (
     CORRELATION_HEADER,

@@ -48,9 +48,13 @@ class ProblemError(Exception):
 
 
 class NotFound(ProblemError):
-    def __init__(self, code: str, what: str) -> None:
+    def __init__(self, code: str, what: str, **extra: Any) -> None:
         super().__init__(
-            404, code, f"{what} not found", f"No {what.lower()} with that id is visible to you."
+            404,
+            code,
+            f"{what} not found",
+            f"No {what.lower()} with that id is visible to you.",
+            **extra,
         )
 
 

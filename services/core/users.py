@@ -1,4 +1,8 @@
-"""Who is calling: first sign-in provisions the user (issuer + subject -> user id)."""
+"""Who is calling: first sign-in provisions the user (issuer + subject -> user id).
+
+Provisioning also attaches the pending shares made to the user's address before they had an
+account, in the same transaction, once the identity provider vouches for the address.
+"""
 
 from __future__ import annotations
 
@@ -17,15 +21,30 @@ if TYPE_CHECKING:
 
 
 _UPSERT = """
-INSERT INTO users (id, issuer, subject, email, name, created_at, updated_at)
-VALUES (%(id)s, %(iss)s, %(sub)s, %(email)s, %(name)s, %(now)s, %(now)s)
+INSERT INTO users (id, issuer, subject, email, email_verified, name, created_at, updated_at)
+VALUES (%(id)s, %(iss)s, %(sub)s, %(email)s, COALESCE(%(verified)s, false), %(name)s, %(now)s,
+        %(now)s)
 ON CONFLICT (issuer, subject) DO UPDATE
    SET email = COALESCE(EXCLUDED.email, users.email),
+       email_verified = COALESCE(%(verified)s, users.email_verified),
        name = COALESCE(EXCLUDED.name, users.name),
        updated_at = EXCLUDED.updated_at
  WHERE users.email IS DISTINCT FROM COALESCE(EXCLUDED.email, users.email)
+    OR users.email_verified IS DISTINCT FROM COALESCE(%(verified)s, users.email_verified)
     OR users.name IS DISTINCT FROM COALESCE(EXCLUDED.name, users.name)
-RETURNING id
+RETURNING id, email, email_verified
+"""
+
+# Pending shares to this address become the user's; one the user already has a live share of
+# the same object from stays pending rather than break the one-live-share rule.
+_ATTACH_PENDING = """
+UPDATE shares s SET grantee_id = %(user)s, updated_at = %(now)s, version = s.version + 1
+ WHERE s.grantee_id IS NULL AND s.revoked_at IS NULL AND s.grantee_email = lower(%(email)s)
+   AND s.owner_id <> %(user)s
+   AND NOT EXISTS (
+       SELECT 1 FROM shares o
+        WHERE o.grantee_id = %(user)s AND o.revoked_at IS NULL
+          AND (o.track_id = s.track_id OR o.playlist_id = s.playlist_id))
 """
 
 
@@ -37,12 +56,12 @@ class UserDirectory:
     ) -> None:
         self._pool = pool
         self._clock = clock
-        self._cache: dict[tuple[str, str, str | None, str | None], uuid.UUID] = {}
+        self._cache: dict[tuple[str, str, str | None, bool, str | None], uuid.UUID] = {}
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
     def provision(self, token: VerifiedToken) -> Principal:
-        key = (token.issuer, token.subject, token.email, token.name)
+        key = (token.issuer, token.subject, token.email, token.email_verified, token.name)
         user_id = self._cache.get(key)
         if user_id is None:
             user_id = self._upsert(token)
@@ -59,11 +78,16 @@ class UserDirectory:
             "iss": token.issuer,
             "sub": token.subject,
             "email": token.email,
+            # A token without an address says nothing about the one on record.
+            "verified": token.email_verified if token.email else None,
             "name": token.name,
             "now": now,
         }
         with self._pool.connection() as conn:
             row = conn.execute(_UPSERT, params).fetchone()
+            if row is not None and row["email"] and row["email_verified"]:
+                attach = {"user": row["id"], "email": row["email"], "now": now}
+                conn.execute(_ATTACH_PENDING, attach)
             if row is None:  # already there and unchanged
                 row = conn.execute(
                     "SELECT id FROM users WHERE issuer = %s AND subject = %s",

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from services.core.errors import NotFound
+from services.core import authz
 from services.core.principal import Principal
+from services.library.models import TrackOut
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
@@ -17,8 +18,9 @@ if TYPE_CHECKING:
     from services.core.settings import Settings
 
 
-def track_not_found() -> NotFound:
-    return NotFound("track_not_found", "Track")
+def track_out(row: dict[str, Any], level: int) -> TrackOut:
+    """A track as the API shows it to a caller at ``level``."""
+    return TrackOut.model_validate({**row, "permission": authz.permission_name("track", level)})
 
 
 @dataclass

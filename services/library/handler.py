@@ -22,6 +22,7 @@ from services.library.models import (
     TrackOut,
     TrackPage,
     TrackPatch,
+    TrackScope,
     UploadOut,
     UploadRequest,
 )
@@ -90,10 +91,11 @@ def complete_upload(
     return _with_etag(lib.complete_upload(caller, upload_id, parts), 201)
 
 
-@app.get("/v1/tracks", summary="List your tracks")
+@app.get("/v1/tracks", summary="List your tracks, the ones shared with you, or both")
 def list_tracks(
     caller: Caller,
     lib: Lib,
+    scope: Annotated[TrackScope, Query(description="owned, shared with you, or all")] = "owned",
     sort: Annotated[SortKey, Query()] = "-created",
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
@@ -101,7 +103,7 @@ def list_tracks(
     artist: Annotated[str | None, Query(max_length=300)] = None,
 ) -> TrackPage:
     return lib.list_tracks(
-        caller, sort=sort, limit=limit, cursor=cursor, genre=genre, artist=artist
+        caller, scope=scope, sort=sort, limit=limit, cursor=cursor, genre=genre, artist=artist
     )
 
 

@@ -49,6 +49,10 @@ class CompleteRequest(BaseModel):
 
 class TrackOut(BaseModel):
     id: uuid.UUID
+    owner_id: uuid.UUID
+    permission: Literal["owner", "download", "stream", "view"] = Field(
+        description="What you may do: own it, or a share's permission (view < stream < download)."
+    )
     title: str
     artists: list[str]
     album: str | None
@@ -109,4 +113,5 @@ class MeOut(BaseModel):
     subject: str
 
 
+TrackScope = Literal["owned", "shared", "all"]
 SortKey = Literal["created", "-created", "title", "-title", "duration", "-duration"]

@@ -1,4 +1,8 @@
-"""SQL for uploads and tracks. Every query is scoped to the owner: no row leaks across users."""
+"""SQL for uploads and tracks.
+
+Uploads are private to their owner, so their queries are scoped to the owner. Tracks can be
+shared: who may read or change one is decided by ``services.core.authz`` before these run.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,12 @@ from typing import Any
 
 from psycopg import Connection, sql
 
+from services.core.authz import SHARED_TRACK_IDS_SQL, TRACK_LEVEL_SQL
+
 TRACK_COLUMNS = (
-    "id, title, artists, album, year, genre, isrc, bpm::float8 AS bpm, musical_key, duration_ms, "
-    "bitrate, sample_rate, channels, container, codec, content_type, file_extension, size_bytes, "
-    "sha256, original_filename, object_key, version, created_at, updated_at"
+    "id, owner_id, title, artists, album, year, genre, isrc, bpm::float8 AS bpm, musical_key, "
+    "duration_ms, bitrate, sample_rate, channels, container, codec, content_type, file_extension, "
+    "size_bytes, sha256, original_filename, object_key, version, created_at, updated_at"
 )
 # Sort key -> the SQL expression it orders by.
 SORTS: dict[str, str] = {
@@ -124,28 +130,38 @@ def insert_track(conn: Connection[Any], values: Row) -> Row:
     return row
 
 
-def get_track(conn: Connection[Any], owner_id: uuid.UUID, track_id: uuid.UUID) -> Row | None:
+def get_track(conn: Connection[Any], track_id: uuid.UUID) -> Row | None:
     row: Row | None = conn.execute(
-        f"SELECT {TRACK_COLUMNS} FROM tracks WHERE id = %s AND owner_id = %s",
-        (track_id, owner_id),
+        f"SELECT {TRACK_COLUMNS} FROM tracks WHERE id = %s", (track_id,)
     ).fetchone()
     return row
 
 
+# Which tracks a listing covers, for `%(viewer)s`.
+SCOPES: dict[str, str] = {
+    "owned": "t.owner_id = %(viewer)s",
+    "shared": f"t.owner_id <> %(viewer)s AND t.id IN ({SHARED_TRACK_IDS_SQL})",
+    "all": f"(t.owner_id = %(viewer)s OR t.id IN ({SHARED_TRACK_IDS_SQL}))",
+}
+
+
 def list_tracks(
     conn: Connection[Any],
-    owner_id: uuid.UUID,
+    viewer: uuid.UUID,
     *,
+    scope: str,
     sort: str,
     after: tuple[Any, uuid.UUID] | None,
     genre: str | None,
     artist: str | None,
     limit: int,
 ) -> list[Row]:
+    """One page of the tracks in ``scope`` the viewer may see, each with the viewer's level."""
     descending = sort.startswith("-")
     expr = SORTS[sort.lstrip("-")]
-    where = ["owner_id = %(owner)s"]
-    params: dict[str, Any] = {"owner": owner_id, "limit": limit}
+    # A playlist share reaching a track its owner may no longer stream makes it invisible.
+    where = [SCOPES[scope], f"{TRACK_LEVEL_SQL} > 0"]
+    params: dict[str, Any] = {"viewer": viewer, "limit": limit}
     if genre:
         where.append("lower(genre) = lower(%(genre)s)")
         params["genre"] = genre
@@ -157,7 +173,7 @@ def list_tracks(
         params["after_value"], params["after_id"] = after
     direction = "DESC" if descending else "ASC"
     query = (
-        f"SELECT {TRACK_COLUMNS}, {expr} AS sort_value FROM tracks "
+        f"SELECT {TRACK_COLUMNS}, {expr} AS sort_value, {TRACK_LEVEL_SQL} AS level FROM tracks t "
         f"WHERE {' AND '.join(where)} ORDER BY {expr} {direction}, id {direction} "
         "LIMIT %(limit)s"
     )
@@ -166,7 +182,6 @@ def list_tracks(
 
 def update_track(
     conn: Connection[Any],
-    owner_id: uuid.UUID,
     track_id: uuid.UUID,
     changes: Row,
     *,
@@ -178,21 +193,20 @@ def update_track(
     ]
     query = sql.SQL(
         "UPDATE tracks SET {}, version = version + 1, updated_at = %(at)s "
-        "WHERE id = %(id)s AND owner_id = %(owner)s {} RETURNING {}"
+        "WHERE id = %(id)s {} RETURNING {}"
     ).format(
         sql.SQL(", ").join(assignments),
         sql.SQL("AND version = %(expected)s" if expected_version is not None else ""),
         sql.SQL(TRACK_COLUMNS),
     )
-    params = {**changes, "at": at, "id": track_id, "owner": owner_id, "expected": expected_version}
+    params = {**changes, "at": at, "id": track_id, "expected": expected_version}
     row: Row | None = conn.execute(query, params).fetchone()
     return row
 
 
-def delete_track(conn: Connection[Any], owner_id: uuid.UUID, track_id: uuid.UUID) -> str | None:
+def delete_track(conn: Connection[Any], track_id: uuid.UUID) -> str | None:
     """Delete the row; return the object key whose bytes the caller removes after commit."""
     row = conn.execute(
-        "DELETE FROM tracks WHERE id = %s AND owner_id = %s RETURNING object_key",
-        (track_id, owner_id),
+        "DELETE FROM tracks WHERE id = %s RETURNING object_key", (track_id,)
     ).fetchone()
     return None if row is None else row["object_key"]

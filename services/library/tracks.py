@@ -5,22 +5,20 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from services.core import authz
 from services.core.errors import ProblemError
 from services.core.pagination import decode_cursor, encode_cursor, invalid_cursor
 from services.core.principal import Principal
 from services.library import repository as repo
-from services.library.base import LibraryBase, track_not_found
+from services.library.base import LibraryBase, track_out
 from services.library.models import (
     MediaUrlOut,
     TrackOut,
     TrackPage,
     TrackPatch,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 class Tracks(LibraryBase):
@@ -33,15 +31,17 @@ class Tracks(LibraryBase):
         cursor: str | None,
         genre: str | None,
         artist: str | None,
+        scope: str = "owned",
     ) -> TrackPage:
-        scope = f"{sort}|{genre or ''}|{artist or ''}"
+        cursor_scope = f"{scope}|{sort}|{genre or ''}|{artist or ''}"
         after = None
         if cursor:
-            after = _cursor_position(decode_cursor(cursor, scope=scope), sort.lstrip("-"))
+            after = _cursor_position(decode_cursor(cursor, scope=cursor_scope), sort.lstrip("-"))
         with self.pool.connection() as conn:
             rows = repo.list_tracks(
                 conn,
                 caller.user_id,
+                scope=scope,
                 sort=sort,
                 after=after,
                 genre=genre,
@@ -52,11 +52,14 @@ class Tracks(LibraryBase):
         if len(rows) > limit:
             rows = rows[:limit]
             last = rows[-1]
-            next_cursor = encode_cursor({"scope": scope, "v": last["sort_value"], "id": last["id"]})
-        return TrackPage(items=[TrackOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+            next_cursor = encode_cursor(
+                {"scope": cursor_scope, "v": last["sort_value"], "id": last["id"]}
+            )
+        items = [track_out(row, row["level"]) for row in rows]
+        return TrackPage(items=items, next_cursor=next_cursor)
 
     def get_track(self, caller: Principal, track_id: uuid.UUID) -> TrackOut:
-        return TrackOut.model_validate(self._track_row(caller, track_id))
+        return track_out(*self._track_row(caller, track_id, "view"))
 
     def update_track(
         self,
@@ -73,18 +76,18 @@ class Tracks(LibraryBase):
         if not changes:
             return self.get_track(caller, track_id)
         with self.pool.connection() as conn:
+            authz.require(conn, caller.user_id, "manage", "track", track_id)
             row = repo.update_track(
                 conn,
-                caller.user_id,
                 track_id,
                 changes,
                 expected_version=expected_version,
                 at=self.clock.now(),
             )
             if row is None:
-                current = repo.get_track(conn, caller.user_id, track_id)
-                if current is None:
-                    raise track_not_found()
+                current = repo.get_track(conn, track_id)
+                if current is None:  # deleted meanwhile
+                    raise authz.not_found("track")
                 raise ProblemError(
                     412,
                     "version_mismatch",
@@ -96,18 +99,19 @@ class Tracks(LibraryBase):
         self._emit(
             caller, "track_updated", track_id=track_id, properties={"fields": sorted(changes)}
         )
-        return TrackOut.model_validate(row)
+        return track_out(row, authz.OWNER)
 
     def delete_track(self, caller: Principal, track_id: uuid.UUID) -> None:
         with self.pool.connection() as conn:
-            key = repo.delete_track(conn, caller.user_id, track_id)
-        if key is None:
-            raise track_not_found()
+            authz.require(conn, caller.user_id, "manage", "track", track_id)
+            key = repo.delete_track(conn, track_id)
+        if key is None:  # deleted meanwhile
+            raise authz.not_found("track")
         self.objects.delete(key)
         self._emit(caller, "track_deleted", track_id=track_id)
 
     def media_url(self, caller: Principal, track_id: uuid.UUID, *, download: bool) -> MediaUrlOut:
-        row = self._track_row(caller, track_id)
+        row, _ = self._track_row(caller, track_id, "download" if download else "stream")
         expires_at = self.clock.now() + timedelta(seconds=self.settings.media_url_ttl_seconds)
         filename = download_filename(row) if download else None
         url = self.objects.media_url(
@@ -124,12 +128,16 @@ class Tracks(LibraryBase):
             url=url, expires_at=expires_at, content_type=row["content_type"], filename=filename
         )
 
-    def _track_row(self, caller: Principal, track_id: uuid.UUID) -> dict[str, Any]:
+    def _track_row(
+        self, caller: Principal, track_id: uuid.UUID, action: authz.Action
+    ) -> tuple[dict[str, Any], int]:
+        """The track's row and the caller's level, once the caller may ``action`` it."""
         with self.pool.connection() as conn:
-            row = repo.get_track(conn, caller.user_id, track_id)
-        if row is None:
-            raise track_not_found()
-        return row
+            level = authz.require(conn, caller.user_id, action, "track", track_id)
+            row = repo.get_track(conn, track_id)
+        if row is None:  # deleted meanwhile
+            raise authz.not_found("track")
+        return row, level
 
 
 _CURSOR_VALUE_TYPES: dict[str, Any] = {

@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import errors as pg_errors
 
+from services.core import authz
 from services.core.errors import NotFound, ProblemError
 from services.core.ids import uuid7
 from services.core.objects.port import CompletedPart, UploadNotReceived
 from services.core.principal import Principal
 from services.library import repository as repo
-from services.library.base import LibraryBase
+from services.library.base import LibraryBase, track_out
 from services.library.models import (
     TrackOut,
     UploadOut,
@@ -172,7 +173,7 @@ class Uploads(LibraryBase):
                 "duration_ms": facts.duration_ms,
             },
         )
-        return TrackOut.model_validate(row)
+        return track_out(row, authz.OWNER)
 
     def _claim_upload(
         self, caller: Principal, upload_id: uuid.UUID

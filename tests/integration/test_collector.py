@@ -152,7 +152,7 @@ def test_pitch_recipient_events_do_not_come_through_the_user_collector(
 ) -> None:
     api, track_id = listener
     event = {
-        "event_type": "pitch_track_shortlisted",
+        "event_type": "pitch_track_played",
         "event_id": str(uuid.uuid4()),
         "event_version": 1,
         "occurred_at": harness.clock.now().isoformat(),

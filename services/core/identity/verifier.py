@@ -57,6 +57,9 @@ class VerifiedToken:
     issuer: str
     subject: str
     email: str | None
+    # Whether the identity provider vouches that ``email`` is the user's (pending shares to an
+    # address attach only then).
+    email_verified: bool
     name: str | None
     groups: tuple[str, ...]
     token_use: str | None
@@ -210,6 +213,8 @@ class TokenVerifier:
             issuer=issuer.config.issuer,
             subject=subject,
             email=_string_claim(claims, "email"),
+            # Cognito sends the string "true"; Okta and OIDC send a JSON boolean.
+            email_verified=claims.get("email_verified") in (True, "true"),
             name=_name(issuer.config, claims),
             groups=_groups(claims),
             token_use=token_use,
