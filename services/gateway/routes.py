@@ -15,6 +15,11 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/v1/uploads", "services.library.handler"),
     ("/v1/tracks", "services.library.handler"),
     ("/v1/events", "services.collector.handler"),
+    ("/v1/playlists", "services.playlists.handler"),
+    ("/v1/shares", "services.sharing.handler"),
+    ("/v1/pitches", "services.pitching.handler"),
+    # Pitch links: the recipient page, its media, feedback and player events (no sign-in).
+    ("/p", "services.pitching.handler"),
 )
 SERVICE_MODULES: tuple[str, ...] = tuple(dict.fromkeys(module for _, module in ROUTES))
 

@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 
 from musicsync.stack import LocalStack, local_settings, open_stack
 from services.core.clock import ManualClock
+from tests.support.audio_files import make_audio
 
 PUBLIC_URL = "http://testserver"
 
@@ -45,6 +46,9 @@ class Api:
     def patch(self, path: str, **kw: Any) -> httpx.Response:
         return self.request("PATCH", path, **kw)
 
+    def put(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("PUT", path, **kw)
+
     def delete(self, path: str, **kw: Any) -> httpx.Response:
         return self.request("DELETE", path, **kw)
 
@@ -69,6 +73,21 @@ class Api:
         """The whole flow a client runs: start, send the bytes, complete."""
         return self.complete(self.send(path)["upload_id"])
 
+    def new_track(self, folder: Path, title: str | None = None, seconds: float = 1.0) -> str:
+        """Upload a short WAV with a title of its own (so never a duplicate); its track id."""
+        title = title or f"Track {uuid.uuid4().hex[:8]}"
+        path = make_audio(
+            "wav",
+            folder / f"{uuid.uuid4().hex}.wav",
+            seconds=seconds,
+            tags={"title": title, "artist": "Test Artist"},
+        )
+        response = self.upload(path)
+        assert response.status_code == 201, response.text
+        path.unlink()
+        track_id: str = response.json()["id"]
+        return track_id
+
 
 @dataclass
 class StackHarness:
@@ -76,9 +95,10 @@ class StackHarness:
     client: TestClient
     clock: ManualClock
 
-    def user(self, name: str | None = None) -> Api:
+    def user(self, name: str | None = None, email: str | None = None) -> Api:
+        """A signed-in user (the dev IdP vouches for the address: ``<name>@example.com``)."""
         name = name or f"user-{uuid.uuid4().hex[:8]}"
-        return Api(self.client, self.stack.idp.mint(name))
+        return Api(self.client, self.stack.idp.mint(name, email=email))
 
 
 @pytest.fixture(scope="module")
