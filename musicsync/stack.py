@@ -73,7 +73,7 @@ def open_stack(settings: Settings, clock: Clock | None = None) -> Iterator[Local
         wiring.install(deps)
         try:
             app = stack_app(deps, idp)
-            stop_sweeping = _every(settings.upload_sweep_seconds, _sweep_uploads)
+            stop_sweeping = _every(settings.sweep_seconds, _sweep)
             try:
                 yield LocalStack(settings, servers, deps, idp, app)
             finally:
@@ -128,10 +128,13 @@ def _recover_lake(settings: Settings, clock: Clock) -> None:
         log.warning("recovered %d events from the spools of a previous run", recovered)
 
 
-def _sweep_uploads() -> None:
-    from services.library.sweeper import sweep
+def _sweep() -> None:
+    """What EventBridge schedules in aws: expire abandoned uploads, announce expired pitches."""
+    from services.library.sweeper import sweep as sweep_uploads
+    from services.pitching.sweeper import sweep as sweep_pitches
 
-    sweep()
+    sweep_uploads()
+    sweep_pitches()
 
 
 def _every(seconds: float, job: Callable[[], None]) -> Callable[[], None]:

@@ -251,7 +251,8 @@ _TYPES: tuple[EventType, ...] = (
     EventType(
         "pitch_sent",
         1,
-        "A pitch's capability link was sent to one recipient (one event per recipient).",
+        "A pitch's capability link was issued to one recipient (one event per recipient; "
+        "`properties.reissued` is true when a new link replaced the old one).",
         "pitching",
         ("user",),
         ("pitch_id", "recipient_id"),
@@ -265,6 +266,16 @@ _TYPES: tuple[EventType, ...] = (
         "pitching",
         ("recipient",),
         ("pitch_id", "recipient_id"),
+        client_side=False,
+    ),
+    EventType(
+        "pitch_updated",
+        1,
+        "An owner changed a pitch (title, message, expiry, download permission or password); "
+        "`properties.fields` lists the fields changed.",
+        "pitching",
+        ("user",),
+        ("pitch_id", "properties.fields"),
         client_side=False,
     ),
     EventType(

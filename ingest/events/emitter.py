@@ -67,6 +67,29 @@ class Emitter:
         Raises ValueError when the event breaks the catalogue: that is a bug in the caller, and
         it must fail in tests rather than reach the lake.
         """
+        event = self.make(
+            event_type,
+            actor_type=actor_type,
+            actor_id=actor_id,
+            session_id=session_id,
+            correlation_id=correlation_id,
+            **columns,
+        )
+        self._buffer.append(event)
+        return event
+
+    def make(
+        self,
+        event_type: str,
+        *,
+        actor_type: ActorType,
+        actor_id: str | None = None,
+        session_id: str | None = None,
+        correlation_id: str | None = None,
+        **columns: Unpack[EventColumns],
+    ) -> UsageEvent:
+        """Make and check one event without buffering it: for a producer that records the event
+        elsewhere first (in the same transaction as its effect), then ``forward``s it."""
         entry = CATALOGUE.get(event_type)
         if entry is None:
             raise ValueError(f"cannot emit {event_type!r}: unknown event type")
@@ -88,7 +111,6 @@ class Emitter:
         )
         if problems := validate(event):
             raise ValueError(f"cannot emit {event_type!r}: " + "; ".join(problems))
-        self._buffer.append(event)
         return event
 
     def forward(self, events: Sequence[UsageEvent]) -> None:

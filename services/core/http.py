@@ -50,7 +50,7 @@ class ServiceResolver(APIGatewayHttpResolver):
             if not path.startswith(self.public_prefixes):
                 token = deps.verifier.verify_authorization_header(headers.get("authorization"))
                 self.context["principal"] = deps.users.provision(token)
-            self._check_body_size(event)
+            check_body_size(event, self.max_body_bytes)
         except ProblemError as exc:
             return _problem_result(exc, path, correlation_id)
         except Exception:  # the database or the wiring failed before any route ran
@@ -69,20 +69,21 @@ class ServiceResolver(APIGatewayHttpResolver):
         finally:
             events.flush()
 
-    def _check_body_size(self, event: Mapping[str, Any]) -> None:
-        """Refuse an oversized body before anything parses it."""
-        body = event.get("body") or ""
-        if self.max_body_bytes is None or not body:
-            return
-        size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
-        if size > self.max_body_bytes:
-            raise ProblemError(
-                413,
-                "body_too_large",
-                "Request body too large",
-                f"The body is {size} bytes; at most {self.max_body_bytes} are accepted here.",
-                max_bytes=self.max_body_bytes,
-            )
+
+def check_body_size(event: Mapping[str, Any], max_bytes: int | None) -> None:
+    """Refuse an oversized body before anything parses it."""
+    body = event.get("body") or ""
+    if max_bytes is None or not body:
+        return
+    size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
+    if size > max_bytes:
+        raise ProblemError(
+            413,
+            "body_too_large",
+            "Request body too large",
+            f"The body is {size} bytes; at most {max_bytes} are accepted here.",
+            max_bytes=max_bytes,
+        )
 
 
 def create_resolver(

@@ -33,8 +33,9 @@ class Settings(BaseSettings):
     multipart_threshold_bytes: int = 100 * 1024**2
     multipart_part_bytes: int = 64 * 1024**2
     upload_url_ttl_seconds: int = 3600
-    # How often the local stack removes uploads that expired without completion.
-    upload_sweep_seconds: float = 300
+    # How often the local stack runs the scheduled jobs: remove uploads that expired without
+    # completion, announce pitches that expired.
+    sweep_seconds: float = 300
     media_url_ttl_seconds: int = 300
     # Local object store: HMAC key for signed URLs (generated into the data dir when unset).
     object_signing_secret: str | None = None
@@ -43,6 +44,12 @@ class Settings(BaseSettings):
     firehose_stream: str | None = None
     # The collector: requests per actor per minute (each up to 100 events).
     collector_requests_per_minute: int = 120
+    # Pitch links: lookups per client address and per link per minute, password attempts per
+    # link per 10 minutes, and how long a correct password is remembered by the browser.
+    pitch_requests_per_minute: int = 300
+    pitch_link_requests_per_minute: int = 600
+    pitch_unlock_attempts: int = 10
+    pitch_session_hours: int = 12
     lake_bucket: str | None = None
     lake_prefix: str = ""
     glue_database: str = "musicsync"

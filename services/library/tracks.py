@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 from services.core import authz
 from services.core.errors import ProblemError
+from services.core.objects.port import track_filename
 from services.core.pagination import decode_cursor, encode_cursor, invalid_cursor
 from services.core.principal import Principal
 from services.library import repository as repo
@@ -113,7 +113,7 @@ class Tracks(LibraryBase):
     def media_url(self, caller: Principal, track_id: uuid.UUID, *, download: bool) -> MediaUrlOut:
         row, _ = self._track_row(caller, track_id, "download" if download else "stream")
         expires_at = self.clock.now() + timedelta(seconds=self.settings.media_url_ttl_seconds)
-        filename = download_filename(row) if download else None
+        filename = track_filename(row) if download else None
         url = self.objects.media_url(
             row["object_key"],
             content_type=row["content_type"],
@@ -159,15 +159,3 @@ def _cursor_position(state: dict[str, Any], sort_key: str) -> tuple[Any, uuid.UU
         return typed, uuid.UUID(str(state.get("id")))
     except (TypeError, ValueError) as exc:
         raise invalid_cursor() from exc
-
-
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
-
-
-def download_filename(row: dict[str, Any]) -> str:
-    """'Artist A & Artist B - Title.ext', safe on every OS."""
-    name = row["title"]
-    if row["artists"]:
-        name = f"{' & '.join(row['artists'])} - {name}"
-    name = _UNSAFE.sub("_", name).strip(" .") or "track"
-    return f"{name[:200]}{row['file_extension']}"

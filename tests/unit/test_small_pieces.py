@@ -9,9 +9,9 @@ import pytest
 
 from services.core.errors import ProblemError
 from services.core.ids import uuid7
+from services.core.objects.port import track_filename
 from services.core.pagination import decode_cursor, encode_cursor
 from services.gateway.routes import module_for
-from services.library.tracks import download_filename
 
 pytestmark = pytest.mark.unit
 
@@ -55,9 +55,9 @@ def test_routing_matches_whole_path_segments(path: str, module: str | None) -> N
 
 def test_download_filename_names_artists_and_title_without_unsafe_characters() -> None:
     row = {"title": "A/B: C?", "artists": ["X", "Y"], "file_extension": ".wav"}
-    assert download_filename(row) == "X & Y - A_B_ C_.wav"
+    assert track_filename(row) == "X & Y - A_B_ C_.wav"
     assert (
-        download_filename({"title": "...", "artists": [], "file_extension": ".mp3"}) == "track.mp3"
+        track_filename({"title": "...", "artists": [], "file_extension": ".mp3"}) == "track.mp3"
     )
 
 

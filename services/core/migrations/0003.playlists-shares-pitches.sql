@@ -123,7 +123,7 @@ CREATE TABLE pitch_interactions (
     pitch_id      uuid NOT NULL REFERENCES pitches (id) ON DELETE CASCADE,
     recipient_id  uuid NOT NULL REFERENCES pitch_recipients (id) ON DELETE CASCADE,
     track_id      uuid,
-    kind          text NOT NULL,
+    event_type    text NOT NULL,
     occurred_at   timestamptz NOT NULL,
     position_ms   bigint,
     listened_ms   bigint,

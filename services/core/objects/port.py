@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from services.core.errors import ProblemError
@@ -85,6 +85,18 @@ class ObjectStore(Protocol):
     ) -> str:
         """A short-lived GET URL; with ``download_filename`` the response is an attachment."""
         ...
+
+
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
+
+
+def track_filename(track: Mapping[str, Any]) -> str:
+    """A track's download name, 'Artist A & Artist B - Title.ext', safe on every OS."""
+    name = track["title"]
+    if track["artists"]:
+        name = f"{' & '.join(track['artists'])} - {name}"
+    name = _UNSAFE.sub("_", name).strip(" .") or "track"
+    return f"{name[:200]}{track['file_extension']}"
 
 
 def content_disposition(filename: str) -> str:
