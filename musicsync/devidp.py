@@ -60,8 +60,12 @@ class DevIdentityProvider:
         email: str | None = None,
         name: str | None = None,
         ttl_seconds: int = 12 * 3600,
+        email_verified: bool = True,
     ) -> str:
-        """A signed ID token for ``username``, valid from the clock's now for ``ttl_seconds``."""
+        """A signed ID token for ``username``, valid from the clock's now for ``ttl_seconds``.
+
+        ``email_verified=False`` stands for a provider that does not vouch for the address.
+        """
         now = self._clock.now()
         issued_at = int(now.timestamp())
         claims: dict[str, Any] = {
@@ -69,7 +73,7 @@ class DevIdentityProvider:
             "aud": DEV_AUDIENCE,
             "sub": username,
             "email": email or f"{username}@example.com",
-            "email_verified": True,
+            "email_verified": email_verified,
             "token_use": "id",
             "iat": issued_at,
             "nbf": issued_at,

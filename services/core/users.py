@@ -35,16 +35,21 @@ ON CONFLICT (issuer, subject) DO UPDATE
 RETURNING id, email, email_verified
 """
 
-# Pending shares to this address become the user's; one the user already has a live share of
-# the same object from stays pending rather than break the one-live-share rule.
+# Pending shares to this address become the user's. Where the owner had also shared the same
+# object with the user directly, the live share stands and the pending one is withdrawn (the
+# first statement), so none is left pending for ever.
+_DROP_SUPERSEDED = """
+UPDATE shares s SET revoked_at = %(now)s, updated_at = %(now)s, version = s.version + 1
+ WHERE s.grantee_id IS NULL AND s.revoked_at IS NULL AND s.grantee_email = lower(%(email)s)
+   AND EXISTS (
+       SELECT 1 FROM shares o
+        WHERE o.grantee_id = %(user)s AND o.revoked_at IS NULL
+          AND (o.track_id = s.track_id OR o.playlist_id = s.playlist_id))
+"""
 _ATTACH_PENDING = """
 UPDATE shares s SET grantee_id = %(user)s, updated_at = %(now)s, version = s.version + 1
  WHERE s.grantee_id IS NULL AND s.revoked_at IS NULL AND s.grantee_email = lower(%(email)s)
    AND s.owner_id <> %(user)s
-   AND NOT EXISTS (
-       SELECT 1 FROM shares o
-        WHERE o.grantee_id = %(user)s AND o.revoked_at IS NULL
-          AND (o.track_id = s.track_id OR o.playlist_id = s.playlist_id))
 """
 
 
@@ -87,6 +92,7 @@ class UserDirectory:
             row = conn.execute(_UPSERT, params).fetchone()
             if row is not None and row["email"] and row["email_verified"]:
                 attach = {"user": row["id"], "email": row["email"], "now": now}
+                conn.execute(_DROP_SUPERSEDED, attach)
                 conn.execute(_ATTACH_PENDING, attach)
             if row is None:  # already there and unchanged
                 row = conn.execute(
