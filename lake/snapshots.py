@@ -10,16 +10,8 @@ their Arrow types. The SELECT and the Arrow schema both come from that entry, an
 column is cast in SQL to its Arrow type's PostgreSQL twin (uuid -> text, numeric -> double),
 so the rows psycopg returns already have the Python types Arrow expects. Only columns listed
 are exported: personal data (users' email, name and subject; recipients' emails) is left out
-by not listing it. The tables of later issues are one entry each, e.g. playlists with their
-ordered entries as a list column::
-
-    SnapshotTable("playlists", "playlists", (
-        Column("id", STRING), Column("owner_id", STRING), ...,
-        Column("track_ids", pa.list_(STRING), "ARRAY(SELECT e.track_id FROM playlist_entries"
-               " e WHERE e.playlist_id = playlists.id ORDER BY e.position)"),
-    ))
-
-and shares, pitches, recipients (without email) and pitch tracks alike.
+by not listing it (shares by address export only whether they are pending; recipients export
+their company, not their name or address; pitches never their password hash).
 
 Rows are read through a server-side cursor in chunks of ``chunk_rows``, each chunk becoming
 one Arrow record batch, so at most one chunk is ever held as Python objects. On disk the
@@ -172,6 +164,77 @@ TABLES: tuple[SnapshotTable, ...] = (
             Column("finished_at", TIMESTAMP),
             Column("track_id", STRING),
         ),
+    ),
+    SnapshotTable(
+        "playlists",
+        "playlists",
+        (
+            Column("id", STRING),
+            Column("owner_id", STRING),
+            Column("title", STRING),
+            # The ordered entries: a playlist's order is part of what it is.
+            Column(
+                "track_ids",
+                STRINGS,
+                "ARRAY(SELECT e.track_id::text FROM playlist_entries e "
+                "WHERE e.playlist_id = playlists.id ORDER BY e.position, e.id)",
+            ),
+            Column("version", INT64),
+            Column("created_at", TIMESTAMP),
+            Column("updated_at", TIMESTAMP),
+        ),
+    ),
+    SnapshotTable(
+        "shares",
+        "shares",
+        (
+            Column("id", STRING),
+            Column("owner_id", STRING),
+            Column("object_type", STRING),
+            Column("track_id", STRING),
+            Column("playlist_id", STRING),
+            Column("grantee_id", STRING),
+            Column("pending", BOOL, "shares.grantee_id IS NULL"),
+            Column("permission", STRING),
+            Column("created_at", TIMESTAMP),
+            Column("updated_at", TIMESTAMP),
+            Column("revoked_at", TIMESTAMP),
+        ),
+    ),
+    SnapshotTable(
+        "pitches",
+        "pitches",
+        (
+            Column("id", STRING),
+            Column("owner_id", STRING),
+            Column("playlist_id", STRING),
+            Column("title", STRING),
+            Column("allow_download", BOOL),
+            Column("has_password", BOOL, "pitches.password_hash IS NOT NULL"),
+            Column("expires_at", TIMESTAMP),
+            Column("revoked_at", TIMESTAMP),
+            Column("version", INT64),
+            Column("created_at", TIMESTAMP),
+            Column("updated_at", TIMESTAMP),
+        ),
+    ),
+    SnapshotTable(
+        "pitch_recipients",
+        "pitch_recipients",
+        (
+            Column("id", STRING),
+            Column("pitch_id", STRING),
+            Column("company", STRING),
+            Column("link_issued_at", TIMESTAMP),
+            Column("revoked_at", TIMESTAMP),
+            Column("created_at", TIMESTAMP),
+        ),
+    ),
+    SnapshotTable(
+        "pitch_tracks",
+        "pitch_tracks",
+        (Column("pitch_id", STRING), Column("track_id", STRING), Column("position", INT64)),
+        order_by="pitch_tracks.pitch_id, pitch_tracks.position",
     ),
 )
 

@@ -86,6 +86,9 @@ class Library:
     users: list[dict[str, Any]]
     tracks: list[dict[str, Any]]
     upload_ids: list[str]
+    # Ada's playlist (her two tracks, second first), shared and pitched.
+    playlist_id: str
+    pitch: dict[str, Any]
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +118,36 @@ def library(harness: StackHarness, tmp_path_factory: pytest.TempPathFactory) -> 
             assert response.status_code == 201, response.text
             tracks.append({**response.json(), "owner_id": me["id"]})
             upload_ids.append(target["upload_id"])
-    return Library(users, tracks, upload_ids)
+    ada = uploads[0][0]
+    playlist = ada.post("/v1/playlists", json={"title": "Late Night"}).json()
+    for track in (tracks[1], tracks[0]):
+        ada.post(f"/v1/playlists/{playlist['id']}/tracks", json={"track_id": track["id"]})
+    shares = [
+        {
+            "object_type": "playlist",
+            "object_id": playlist["id"],
+            "permission": "view",
+            "grantee_user_id": users[1]["id"],
+        },
+        {
+            "object_type": "track",
+            "object_id": tracks[0]["id"],
+            "permission": "stream",
+            "grantee_email": "not-yet@elsewhere.test",
+        },
+    ]
+    for share in shares:
+        assert ada.post("/v1/shares", json=share).status_code == 201
+    pitch = ada.post(
+        "/v1/pitches",
+        json={
+            "playlist_id": playlist["id"],
+            "title": "For the trailer",
+            "password": "s3cret!!",
+            "recipients": [{"name": "Sam Super", "email": "sam@studio.test", "company": "Studio"}],
+        },
+    ).json()
+    return Library(users, tracks, upload_ids, playlist["id"], pitch)
 
 
 def lake_rows(root: Path, table: str) -> list[dict[str, Any]]:
@@ -197,6 +229,40 @@ def test_snapshot_files_are_zstd_parquet_of_each_tables_declared_schema(
     assert tracks.field("artists").type == pa.list_(pa.string())
     assert tracks.field("created_at").type == pa.timestamp("us", tz="UTC")
     assert tracks.field("bpm").type == pa.float64()
+
+
+def test_playlists_shares_and_pitches_are_snapshotted_without_personal_data(
+    library: Library, database_url: str, tmp_path: Path
+) -> None:
+    # Given a playlist, two shares (one pending) and a password-protected pitch (the fixture)
+    # When every table is snapshotted
+    snapshot(database_url, tmp_path, DT)
+
+    # Then the playlist keeps its order, the shares say which is pending, the pitch its tracks
+    playlist = by_id(lake_rows(tmp_path, "playlists"))[library.playlist_id]
+    assert playlist["track_ids"] == [library.tracks[1]["id"], library.tracks[0]["id"]]
+    shares = [r for r in lake_rows(tmp_path, "shares") if r["owner_id"] == library.users[0]["id"]]
+    assert sorted((r["object_type"], r["pending"]) for r in shares) == [
+        ("playlist", False),
+        ("track", True),
+    ]
+    pitch = by_id(lake_rows(tmp_path, "pitches"))[library.pitch["id"]]
+    assert pitch["has_password"] is True and pitch["playlist_id"] == library.playlist_id
+    pitch_tracks = [
+        r for r in lake_rows(tmp_path, "pitch_tracks") if r["pitch_id"] == library.pitch["id"]
+    ]
+    assert [
+        (r["position"], r["track_id"]) for r in sorted(pitch_tracks, key=lambda r: r["position"])
+    ] == [(0, library.tracks[1]["id"]), (1, library.tracks[0]["id"])]
+    recipients = lake_rows(tmp_path, "pitch_recipients")
+    assert [r["company"] for r in recipients if r["pitch_id"] == library.pitch["id"]] == ["Studio"]
+    # And no address, name, password hash or token hash is anywhere in those files
+    for table in ("shares", "pitches", "pitch_recipients"):
+        text = repr(lake_rows(tmp_path, table))
+        assert "elsewhere.test" not in text and "studio.test" not in text
+        assert "Sam Super" not in text and "argon2" not in text
+    columns = {c.name for t in TABLES for c in t.columns}
+    assert not columns & {"email", "grantee_email", "name", "password_hash", "token_hash"}
 
 
 def test_users_snapshot_has_no_personal_data_columns(
@@ -283,8 +349,8 @@ def test_another_day_adds_a_partition_and_leaves_the_first_alone(
 def test_unknown_table_is_a_value_error_naming_it_and_nothing_is_written(
     database_url: str, tmp_path: Path
 ) -> None:
-    with pytest.raises(ValueError, match=r"unknown snapshot tables \['playlists'\]"):
-        snapshot(database_url, tmp_path, DT, tables=["tracks", "playlists"])
+    with pytest.raises(ValueError, match=r"unknown snapshot tables \[.albums.\]"):
+        snapshot(database_url, tmp_path, DT, tables=["tracks", "albums"])
 
     assert not (tmp_path / "snapshots").exists()
 
