@@ -153,6 +153,32 @@ def _problem_result(exc: ProblemError, path: str, correlation_id: str) -> dict[s
     }
 
 
+def json_response(
+    model: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response[Any]:
+    """A pydantic model as a JSON response with a status other than the route's default."""
+    return Response(status, "application/json", model.model_dump(mode="json"), headers)
+
+
+def etag(version: int) -> dict[str, str]:
+    return {"ETag": f'"{version}"'}
+
+
+def expected_version(if_match: str | None, what: str) -> int | None:
+    """The version an ``If-Match`` header names (None without one); 400 when it is no ETag."""
+    if if_match is None:
+        return None
+    try:
+        version = int(if_match.strip().removeprefix("W/").strip('"'))
+    except ValueError:
+        version = 0
+    if version < 1:
+        raise ProblemError(
+            400, "invalid_if_match", "Invalid If-Match", f"Send the ETag of the {what} you read."
+        )
+    return version
+
+
 def current_principal(request: Request) -> Principal:
     """The caller that ``ServiceResolver`` verified (a ``Depends`` for signed-in routes)."""
     principal: Principal = request.context["principal"]

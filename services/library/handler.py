@@ -9,8 +9,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Que
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ingest.events.emitter import Emitter
-from services.core.errors import ProblemError
-from services.core.http import create_resolver, current_events, current_principal
+from services.core.http import (
+    create_resolver,
+    current_events,
+    current_principal,
+    etag,
+    expected_version,
+    json_response,
+)
 from services.core.objects.port import CompletedPart
 from services.core.principal import Principal
 from services.library.logic import Library, library
@@ -38,28 +44,8 @@ def _library(events: Annotated[Emitter, Depends(current_events)]) -> Library:
 Lib = Annotated[Library, Depends(_library)]
 
 
-def _json(model: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response[Any]:
-    return Response(
-        status_code=status,
-        content_type="application/json",
-        body=model.model_dump(mode="json"),
-        headers=headers,
-    )
-
-
 def _with_etag(track: TrackOut, status: int = 200) -> Response[TrackOut]:
-    return _json(track, status, {"ETag": f'"{track.version}"'})
-
-
-def _expected_version(if_match: str | None) -> int | None:
-    if if_match is None:
-        return None
-    try:
-        return int(if_match.strip().removeprefix("W/").strip('"'))
-    except ValueError:
-        raise ProblemError(
-            400, "invalid_if_match", "Invalid If-Match", "Send the ETag from the track you read."
-        ) from None
+    return json_response(track, status, etag(track.version))
 
 
 @app.get("/v1/me", summary="The signed-in user")
@@ -77,7 +63,7 @@ def me(caller: Caller) -> MeOut:
 def start_upload(
     caller: Caller, lib: Lib, request: Annotated[UploadRequest, Body()]
 ) -> Response[UploadOut]:
-    return _json(lib.start_upload(caller, request), 201)
+    return json_response(lib.start_upload(caller, request), 201)
 
 
 @app.post("/v1/uploads/<upload_id>/complete", summary="Finish an upload and create the track")
@@ -120,7 +106,7 @@ def update_track(
     patch: Annotated[TrackPatch, Body()],
     if_match: Annotated[str | None, Header(alias="if-match")] = None,
 ) -> Response[TrackOut]:
-    track = lib.update_track(caller, track_id, patch, _expected_version(if_match))
+    track = lib.update_track(caller, track_id, patch, expected_version(if_match, "track"))
     return _with_etag(track)
 
 

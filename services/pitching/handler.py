@@ -26,6 +26,9 @@ from services.core.http import (
     create_resolver,
     current_events,
     current_principal,
+    etag,
+    expected_version,
+    json_response,
 )
 from services.core.principal import Principal
 from services.core.ratelimit import RateLimited
@@ -75,21 +78,6 @@ Owner = Annotated[Pitches, Depends(_pitches)]
 Access = Annotated[Recipients, Depends(_recipients)]
 
 
-def _json(model: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response[Any]:
-    return Response(status, "application/json", body=model.model_dump(mode="json"), headers=headers)
-
-
-def _expected_version(if_match: str | None) -> int | None:
-    if if_match is None:
-        return None
-    try:
-        return int(if_match.strip().removeprefix("W/").strip('"'))
-    except ValueError:
-        raise ProblemError(
-            400, "invalid_if_match", "Invalid If-Match", "Send the ETag from the pitch you read."
-        ) from None
-
-
 # -- owners -------------------------------------------------------------------------------------
 
 
@@ -98,7 +86,7 @@ def create_pitch(
     caller: Caller, owner: Owner, request: Annotated[PitchCreate, Body()]
 ) -> Response[PitchOut]:
     pitch = owner.create(caller, request)
-    return _json(pitch, 201, {"ETag": f'"{pitch.version}"'})
+    return json_response(pitch, 201, etag(pitch.version))
 
 
 @app.get("/v1/pitches", summary="Your pitches, newest first")
@@ -114,7 +102,7 @@ def list_pitches(
 @app.get("/v1/pitches/<pitch_id>", summary="A pitch, with what each recipient did")
 def get_pitch(caller: Caller, owner: Owner, pitch_id: uuid.UUID) -> Response[PitchOut]:
     pitch = owner.get(caller, pitch_id)
-    return _json(pitch, headers={"ETag": f'"{pitch.version}"'})
+    return json_response(pitch, headers=etag(pitch.version))
 
 
 @app.patch("/v1/pitches/<pitch_id>", summary="Change a pitch's expiry, downloads, password, text")
@@ -125,8 +113,8 @@ def update_pitch(
     patch: Annotated[PitchPatch, Body()],
     if_match: Annotated[str | None, Header(alias="if-match")] = None,
 ) -> Response[PitchOut]:
-    pitch = owner.update(caller, pitch_id, patch, _expected_version(if_match))
-    return _json(pitch, headers={"ETag": f'"{pitch.version}"'})
+    pitch = owner.update(caller, pitch_id, patch, expected_version(if_match, "pitch"))
+    return json_response(pitch, headers=etag(pitch.version))
 
 
 @app.post("/v1/pitches/<pitch_id>/recipients", summary="Add recipients (their links shown now)")
@@ -134,7 +122,7 @@ def add_recipients(
     caller: Caller, owner: Owner, pitch_id: uuid.UUID, request: Annotated[RecipientsIn, Body()]
 ) -> Response[RecipientsOut]:
     added = owner.add_recipients(caller, pitch_id, request.recipients)
-    return _json(RecipientsOut(recipients=added), 201)
+    return json_response(RecipientsOut(recipients=added), 201)
 
 
 @app.delete("/v1/pitches/<pitch_id>/recipients/<recipient_id>", summary="Revoke one link")

@@ -10,7 +10,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ingest.events.emitter import Emitter
 from services.core.errors import ProblemError
-from services.core.http import create_resolver, current_events, current_principal
+from services.core.http import (
+    create_resolver,
+    current_events,
+    current_principal,
+    etag,
+    expected_version,
+    json_response,
+)
 from services.core.principal import Principal
 from services.playlists.logic import Playlists, playlists
 from services.playlists.models import (
@@ -39,35 +46,12 @@ def _playlists(events: Annotated[Emitter, Depends(current_events)]) -> Playlists
 Lists = Annotated[Playlists, Depends(_playlists)]
 
 
-def _etag(version: int) -> dict[str, str]:
-    return {"ETag": f'"{version}"'}
-
-
-def _json(model: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response[Any]:
-    return Response(
-        status_code=status,
-        content_type="application/json",
-        body=model.model_dump(mode="json"),
-        headers=headers,
-    )
+def _version(if_match: str | None) -> int | None:
+    return expected_version(if_match, "playlist")
 
 
 def _with_etag(playlist: PlaylistOut, status: int = 200) -> Response[PlaylistOut]:
-    return _json(playlist, status, _etag(playlist.version))
-
-
-def _expected_version(if_match: str | None) -> int | None:
-    if if_match is None:
-        return None
-    try:
-        version = int(if_match.strip().removeprefix("W/").strip('"'))
-    except ValueError:
-        version = 0
-    if version < 1:
-        raise ProblemError(
-            400, "invalid_if_match", "Invalid If-Match", "Send the ETag of the playlist you read."
-        )
-    return version
+    return json_response(playlist, status, etag(playlist.version))
 
 
 @app.post("/v1/playlists", summary="Create a playlist")
@@ -101,7 +85,7 @@ def update_playlist(
     patch: Annotated[PlaylistPatch, Body()],
     if_match: IfMatch = None,
 ) -> Response[PlaylistOut]:
-    playlist = lists.update_playlist(caller, playlist_id, patch, _expected_version(if_match))
+    playlist = lists.update_playlist(caller, playlist_id, patch, _version(if_match))
     return _with_etag(playlist)
 
 
@@ -120,9 +104,13 @@ def add_track(
     if_match: IfMatch = None,
 ) -> Response[PlaylistEntryAdded]:
     added = lists.add_track(
-        caller, playlist_id, request.track_id, request.position, _expected_version(if_match)
+        caller,
+        playlist_id,
+        request.track_id,
+        request.position,
+        _version(if_match),
     )
-    return _json(added, 201, _etag(added.playlist_version))
+    return json_response(added, 201, etag(added.playlist_version))
 
 
 @app.delete("/v1/playlists/<playlist_id>/tracks/<entry_id>", summary="Remove one entry")
@@ -133,8 +121,8 @@ def remove_entry(
     entry_id: uuid.UUID,
     if_match: IfMatch = None,
 ) -> Response[None]:
-    version = lists.remove_entry(caller, playlist_id, entry_id, _expected_version(if_match))
-    return Response(status_code=204, headers=_etag(version))
+    version = lists.remove_entry(caller, playlist_id, entry_id, _version(if_match))
+    return Response(status_code=204, headers=etag(version))
 
 
 @app.put("/v1/playlists/<playlist_id>/order", summary="Put every entry in a new order")
@@ -145,7 +133,7 @@ def reorder(
     request: Annotated[PlaylistOrder, Body()],
     if_match: IfMatch = None,
 ) -> Response[PlaylistOut]:
-    expected = _expected_version(if_match)
+    expected = _version(if_match)
     if expected is not None and request.version is not None and expected != request.version:
         raise ProblemError(
             400,

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ingest.events.emitter import Emitter
-from services.core.http import create_resolver, current_events, current_principal
+from services.core.http import create_resolver, current_events, current_principal, json_response
 from services.core.principal import Principal
 from services.sharing.logic import Sharing, sharing
 from services.sharing.models import (
@@ -31,15 +31,6 @@ def _sharing(events: Annotated[Emitter, Depends(current_events)]) -> Sharing:
 Shares = Annotated[Sharing, Depends(_sharing)]
 
 
-def _json(model: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response[Any]:
-    return Response(
-        status_code=status,
-        content_type="application/json",
-        body=model.model_dump(mode="json"),
-        headers=headers,
-    )
-
-
 @app.post(
     "/v1/shares",
     summary="Share a track or playlist you own; sharing again changes the permission",
@@ -53,8 +44,8 @@ def create_share(
 ) -> Response[ShareOut]:
     share, created = shares.create_share(caller, request)
     if created:
-        return _json(share, 201, {"Location": f"/v1/shares/{share.id}"})
-    return _json(share)
+        return json_response(share, 201, {"Location": f"/v1/shares/{share.id}"})
+    return json_response(share)
 
 
 @app.get("/v1/shares", summary="Shares made for you (incoming) or by you (outgoing)")
