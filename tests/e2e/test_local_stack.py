@@ -5,9 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,51 +14,9 @@ import pytest
 
 from tests.support.audio_files import make_audio, make_not_audio
 from tests.support.aws import free_port
+from tests.support.running_stack import RunningStack, cli
 
 pytestmark = pytest.mark.e2e
-MUSICSYNC = str(Path(sys.executable).with_name("musicsync"))
-
-
-def _env() -> dict[str, str]:
-    # The embedded default: no outside database or Redis.
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-class RunningStack:
-    def __init__(self, data_dir: Path, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.data_dir = data_dir
-        self.log = (data_dir.parent / f"up-{port}.log").open("w")
-        # A session of its own, as a terminal's foreground job: Ctrl-C reaches the whole group.
-        self.process = subprocess.Popen(
-            [MUSICSYNC, "up", "--port", str(port), "--data-dir", str(data_dir)],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env=_env(),
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"musicsync up exited: {self.output()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"stack did not become healthy: {self.output()}")
-
-    def output(self) -> str:
-        self.log.flush()
-        return Path(self.log.name).read_text()
-
-    def stop(self) -> int:
-        """SIGTERM, as a service manager sends; the exit code of the clean shutdown."""
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=60)
 
 
 @pytest.fixture
@@ -80,12 +35,6 @@ def _lake_events(data_dir: Path) -> Any:
     return duckdb.connect().execute(query).df()
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [MUSICSYNC, *args], capture_output=True, text=True, env=_env(), timeout=300, check=False
-    )
-
-
 def test_a_user_imports_lists_streams_and_downloads_and_data_survives_a_restart(
     stack_dir: Path, tmp_path: Path
 ) -> None:
@@ -101,10 +50,10 @@ def test_a_user_imports_lists_streams_and_downloads_and_data_survives_a_restart(
         make_not_audio(music / "notes.ogg")
 
         # When the user gets a token and imports the folder
-        token = _cli("token", "alice", "--data-dir", str(stack_dir))
+        token = cli("token", "alice", "--data-dir", str(stack_dir))
         assert token.returncode == 0, token.stderr
         bearer = token.stdout.strip()
-        imported = _cli("import", str(music), "--url", stack.url, "--data-dir", str(stack_dir))
+        imported = cli("import", str(music), "--url", stack.url, "--data-dir", str(stack_dir))
 
         # Then three are imported and the summary says which one failed and why
         assert imported.returncode == 1, imported.stdout + imported.stderr
@@ -130,7 +79,7 @@ def test_a_user_imports_lists_streams_and_downloads_and_data_survives_a_restart(
         assert "/v1/tracks" in httpx.get(f"{stack.url}/openapi.json").json()["paths"]
 
         # and a second stack cannot take the same port
-        clash = _cli("up", "--port", str(port), "--data-dir", str(tmp_path / "other"))
+        clash = cli("up", "--port", str(port), "--data-dir", str(tmp_path / "other"))
         assert clash.returncode == 1, clash.stdout + clash.stderr
     finally:
         assert stack.stop() == 0, stack.output()

@@ -7,11 +7,7 @@ installed at run time: without the system browser the test fails and says how to
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,11 +21,10 @@ import pytest
 from playwright.sync_api import Browser, Page, Response, sync_playwright
 
 from tests.support.audio_files import make_audio
-from tests.support.aws import free_port
+from tests.support.running_stack import RunningStack, cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
-MUSICSYNC = str(Path(sys.executable).with_name("musicsync"))
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -42,65 +37,6 @@ CHROMIUM_ARGS = [
 ]
 TITLES = ("Harbour Lights", "Midnight Run")
 PHONE_WIDTH = 360
-
-
-def _env() -> dict[str, str]:
-    # The embedded default (PostgreSQL and Redis of the stack's own), as the README runs it.
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def _cli(*args: str) -> str:
-    done = subprocess.run(
-        [MUSICSYNC, *args], capture_output=True, text=True, env=_env(), timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout.strip()
-
-
-class Stack:
-    """`musicsync up` on a free port with a data directory of its own."""
-
-    def __init__(self, data_dir: Path) -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.data_dir = data_dir
-        self.log_path = data_dir.parent / f"up-{port}.log"
-        self.log = self.log_path.open("w")
-        self.process = subprocess.Popen(
-            [MUSICSYNC, "up", "--port", str(port), "--data-dir", str(data_dir)],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env=_env(),
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"musicsync up exited: {self.output()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise AssertionError(f"stack did not become healthy: {self.output()}")
-
-    def output(self) -> str:
-        self.log.flush()
-        return self.log_path.read_text()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        self.log.close()
 
 
 @dataclass
@@ -134,9 +70,9 @@ class Owner:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     data_dir = tmp_path_factory.mktemp("pitch-browser") / "data"
-    running = Stack(data_dir)
+    running = RunningStack(data_dir)
     try:
         yield running
     finally:
@@ -145,8 +81,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="module")
-def owner(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Owner]:
-    bearer = _cli("token", "alice", "--name", "Alice Owner", "--data-dir", str(stack.data_dir))
+def owner(stack: RunningStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Owner]:
+    token = cli("token", "alice", "--name", "Alice Owner", "--data-dir", str(stack.data_dir))
+    assert token.returncode == 0, token.stdout + token.stderr
+    bearer = token.stdout.strip()
     music = tmp_path_factory.mktemp("pitch-music")
     with httpx.Client(
         base_url=stack.url, headers={"Authorization": f"Bearer {bearer}"}, timeout=30
