@@ -74,6 +74,23 @@ SHARED_TRACK_IDS_SQL = """
     SELECT e.track_id FROM shares s JOIN playlist_entries e ON e.playlist_id = s.playlist_id
     WHERE s.grantee_id = %(viewer)s AND s.revoked_at IS NULL"""
 
+# Who may see track `t` (level > 0): the same rules as TRACK_LEVEL_SQL, asked the other way
+# round, for search documents. An array of user ids; tests hold the two to agreeing.
+TRACK_VIEWERS_SQL = """ARRAY(
+    SELECT t.owner_id
+    UNION
+    SELECT s.grantee_id FROM shares s
+    WHERE s.track_id = t.id AND s.grantee_id IS NOT NULL AND s.revoked_at IS NULL
+    UNION
+    SELECT ps.grantee_id FROM playlist_entries e
+    JOIN shares ps ON ps.playlist_id = e.playlist_id
+    JOIN playlists p ON p.id = e.playlist_id
+    WHERE e.track_id = t.id AND ps.grantee_id IS NOT NULL AND ps.revoked_at IS NULL
+      AND (p.owner_id = t.owner_id OR EXISTS (
+          SELECT 1 FROM shares os
+          WHERE os.track_id = t.id AND os.grantee_id = p.owner_id
+            AND os.revoked_at IS NULL AND os.permission IN ('stream', 'download'))))"""
+
 PLAYLIST_LEVEL_SQL = f"""CASE WHEN p.owner_id = %(viewer)s THEN {OWNER} ELSE
     COALESCE((SELECT max({_permission_case("playlist", "s.permission")}) FROM shares s
               WHERE s.playlist_id = p.id AND s.grantee_id = %(viewer)s

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
 
 
 class UploadRequest(BaseModel):
@@ -58,6 +59,9 @@ class TrackOut(BaseModel):
     album: str | None
     year: int | None
     genre: str | None
+    mood: str | None
+    tags: list[str]
+    instrumental: bool | None
     isrc: str | None
     bpm: float | None
     musical_key: str | None
@@ -91,6 +95,9 @@ class TrackPatch(BaseModel):
     album: Text | None = None
     year: int | None = Field(default=None, ge=1000, le=2200)
     genre: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    mood: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=30)
+    instrumental: bool | None = None
     isrc: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}[A-Z0-9]{3}[0-9]{7}$")] | None = None
     bpm: float | None = Field(default=None, gt=0, le=999)
     musical_key: Annotated[str, StringConstraints(strip_whitespace=True, max_length=16)] | None = (

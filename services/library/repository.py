@@ -15,7 +15,8 @@ from psycopg import Connection, sql
 from services.core.authz import SHARED_TRACK_IDS_SQL, TRACK_LEVEL_SQL
 
 TRACK_COLUMNS = (
-    "id, owner_id, title, artists, album, year, genre, isrc, bpm::float8 AS bpm, musical_key, "
+    "id, owner_id, title, artists, album, year, genre, mood, tags, instrumental, isrc, "
+    "bpm::float8 AS bpm, musical_key, "
     "duration_ms, bitrate, sample_rate, channels, container, codec, content_type, file_extension, "
     "size_bytes, sha256, original_filename, object_key, version, created_at, updated_at"
 )
@@ -25,8 +26,6 @@ SORTS: dict[str, str] = {
     "title": "lower(title)",
     "duration": "duration_ms",
 }
-EDITABLE = ("title", "artists", "album", "year", "genre", "isrc", "bpm", "musical_key")
-
 Row = dict[str, Any]
 
 

@@ -69,6 +69,9 @@ class Tracks(LibraryBase):
         expected_version: int | None,
     ) -> TrackOut:
         changes = {name: getattr(patch, name) for name in patch.model_fields_set}
+        for name in ("artists", "tags"):  # lists clear to empty, never to null
+            if name in changes and changes[name] is None:
+                changes[name] = []
         if "title" in changes and changes["title"] is None:
             raise ProblemError(
                 422, "validation_failed", "Request is not valid", "title cannot be cleared"

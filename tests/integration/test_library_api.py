@@ -349,6 +349,28 @@ def test_editing_whitelisted_fields_bumps_the_version(
     assert api.get(f"/v1/tracks/{t['id']}").json()["title"] == "Tide (Edit)"
 
 
+def test_search_fields_are_editable_and_lists_clear_to_empty(
+    track: tuple[Api, dict[str, object]],
+) -> None:
+    # Given a track
+    api, t = track
+    # When its owner sets mood, tags and instrumental
+    edited = api.patch(
+        f"/v1/tracks/{t['id']}",
+        json={"mood": "Uplifting", "tags": ["summer", "beach"], "instrumental": True},
+    ).json()
+    # Then they are kept
+    assert (edited["mood"], edited["tags"], edited["instrumental"]) == (
+        "Uplifting",
+        ["summer", "beach"],
+        True,
+    )
+    # And clearing a list field leaves it empty, not null
+    cleared = api.patch(f"/v1/tracks/{t['id']}", json={"tags": None, "artists": None})
+    assert cleared.status_code == 200, cleared.text
+    assert (cleared.json()["tags"], cleared.json()["artists"]) == ([], [])
+
+
 @pytest.mark.parametrize(
     "body",
     [{"sha256": "0" * 64}, {"duration_ms": 1}, {"title": None}, {"isrc": "nope"}, {"year": 99}],
