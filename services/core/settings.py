@@ -50,6 +50,20 @@ class Settings(BaseSettings):
     pitch_link_requests_per_minute: int = 600
     pitch_unlock_attempts: int = 10
     pitch_session_hours: int = 12
+    # Search: OpenSearch in aws (the index is reached through this alias), tantivy on disk in
+    # local (under the data dir).
+    opensearch_url: str | None = None
+    search_alias: str = "tracks"
+    # Change capture (aws): the SNS topic the publisher sends to; how long a woken publisher
+    # waits for the writing transaction to commit; when the sweeper republishes what no
+    # publisher took; how long published outbox rows are kept.
+    cdc_topic_arn: str | None = None
+    # The indexer's SQS queue and its dead-letter queue (for `musicsync search dlq`).
+    cdc_queue_url: str | None = None
+    cdc_dlq_url: str | None = None
+    cdc_commit_wait_seconds: float = 5.0
+    cdc_sweep_after_seconds: float = 60.0
+    cdc_retention_days: float = 7.0
     lake_bucket: str | None = None
     lake_prefix: str = ""
     glue_database: str = "musicsync"
@@ -68,3 +82,7 @@ class Settings(BaseSettings):
     @property
     def lake_dir(self) -> Path:
         return self.data_dir / "lake"
+
+    @property
+    def search_dir(self) -> Path:
+        return self.data_dir / "search"
