@@ -8,7 +8,7 @@ import signal
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
+if TYPE_CHECKING:
+    from services.core.settings import Settings
+
 app = typer.Typer(help="musicsync: the music sync platform, on your machine.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -28,6 +31,8 @@ events_app = typer.Typer(help="Usage events.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 lake_app = typer.Typer(help="The data lake.", no_args_is_help=True)
 app.add_typer(lake_app, name="lake")
+search_app = typer.Typer(help="The search index.", no_args_is_help=True)
+app.add_typer(search_app, name="search")
 console = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[
@@ -249,6 +254,96 @@ def lake_snapshot(
         console.print(
             f"{done.table}: {done.rows} row(s), {done.bytes} bytes -> {', '.join(done.objects)}"
         )
+
+
+@search_app.command("reindex")
+def search_reindex(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Rebuild the search index from the database into a new generation, then swap it in
+    (searches and the running stack's indexer keep working meanwhile)."""
+    from ingest.indexer.reindex import reindex
+    from musicsync.stack import local_database
+    from services.core.db import open_pool
+    from services.core.wiring import search_index
+
+    settings = _settings(data_dir)
+    with local_database(settings) as url, Progress(console=console) as progress:
+        task = progress.add_task("reindex", total=None)
+
+        def report(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total, description=f"{done} tracks")
+
+        pool = open_pool(url, max_size=2)
+        try:
+            result = reindex(pool, search_index(settings), progress=report)
+        finally:
+            pool.close()
+    console.print(
+        f"Reindexed {result.tracks} tracks in {result.seconds:.1f} s "
+        f"({result.per_second:,.0f}/s) into {result.generation}."
+    )
+
+
+@search_app.command("dlq")
+def search_dlq(
+    redrive: Annotated[bool, typer.Option(help="Send them back to be indexed again.")] = False,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Changes that could not be indexed: the indexer queue's DLQ (aws) or the outbox rows
+    whose indexing failed (local); --redrive retries them now."""
+    settings = _settings(data_dir)
+    if settings.profile == "aws":
+        _aws_dlq(settings, redrive)
+        return
+    from ingest.cdc.outbox import failing, retry_failing
+    from musicsync.stack import local_database
+    from services.core.db import open_pool
+
+    with local_database(settings) as url:
+        pool = open_pool(url, max_size=1)
+        try:
+            with pool.connection() as conn:
+                rows = failing(conn, 1000)
+                retried = retry_failing(conn) if redrive else 0
+        finally:
+            pool.close()
+    table = Table("outbox id", "track", "version", "operation", "attempts", "last error")
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            str(row["aggregate_id"]),
+            str(row["version"]),
+            row["operation"],
+            str(row["attempts"]),
+            row["last_error"] or "",
+        )
+    console.print(table)
+    console.print(f"{len(rows)} failing change(s)" + (f"; {retried} due now." if redrive else "."))
+
+
+def _aws_dlq(settings: Settings, redrive: bool) -> None:
+    import boto3
+
+    from ingest.cdc.dlq import list_dead
+    from ingest.cdc.dlq import redrive as redrive_dead
+
+    if not settings.cdc_dlq_url or not settings.cdc_queue_url:
+        raise typer.BadParameter(
+            "the aws profile needs MUSICSYNC_CDC_QUEUE_URL and MUSICSYNC_CDC_DLQ_URL"
+        )
+    sqs = boto3.client(
+        "sqs", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url
+    )
+    if redrive:
+        moved = redrive_dead(sqs, settings.cdc_dlq_url, settings.cdc_queue_url)
+        console.print(f"{moved} message(s) sent back to the indexer queue.")
+        return
+    table = Table("message id", "received", "change")
+    dead = list_dead(sqs, settings.cdc_dlq_url)
+    for message in dead:
+        change = message.change
+        table.add_row(message.message_id, str(message.receive_count), str(change or message.body))
+    console.print(table)
+    console.print(f"{len(dead)} message(s) in the DLQ.")
 
 
 @app.command("import")

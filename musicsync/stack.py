@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 
@@ -21,6 +21,9 @@ from services.core.clock import Clock, SystemClock
 from services.core.objects.local import LocalObjectStore
 from services.core.settings import Settings
 from services.gateway.openapi import merged_openapi
+
+if TYPE_CHECKING:
+    from ingest.cdc.publisher import Publisher
 
 log = logging.getLogger("musicsync.stack")
 
@@ -74,9 +77,11 @@ def open_stack(settings: Settings, clock: Clock | None = None) -> Iterator[Local
         try:
             app = stack_app(deps, idp)
             stop_sweeping = _every(settings.sweep_seconds, _sweep)
+            indexer = _start_indexer(deps)
             try:
                 yield LocalStack(settings, servers, deps, idp, app)
             finally:
+                indexer.stop()
                 stop_sweeping()
         finally:
             wiring.install(None)
@@ -126,6 +131,14 @@ def _recover_lake(settings: Settings, clock: Clock) -> None:
     recovered = recover(settings.lake_dir, clock)
     if recovered:
         log.warning("recovered %d events from the spools of a previous run", recovered)
+
+
+def _start_indexer(deps: wiring.Dependencies) -> Publisher:
+    """Keep the search index in step with the database: the outbox's publisher, feeding the
+    indexer, in this (the parent) process; serving workers only read the index."""
+    from ingest.indexer.local import start_local_indexer
+
+    return start_local_indexer(deps.pool, deps.search_index, conninfo=deps.settings.database_url)
 
 
 def _sweep() -> None:

@@ -18,6 +18,7 @@ from ingest.events.sink import EventSink
 
 if TYPE_CHECKING:
     from ingest.events.dead_letters import DeadLetterStore
+    from services.core.search.port import SearchIndex
 from services.core.clock import Clock, SystemClock
 from services.core.db import open_pool
 from services.core.identity.verifier import TokenVerifier
@@ -36,6 +37,7 @@ class Dependencies:
     users: UserDirectory
     events: EventSink
     _redis: Any = None
+    _search_index: Any = None
 
     @property
     def redis(self) -> Any:
@@ -48,7 +50,17 @@ class Dependencies:
             self._redis = redis.Redis.from_url(self.settings.redis_url, socket_timeout=2)
         return self._redis
 
+    @property
+    def search_index(self) -> SearchIndex:
+        """The search index, opened on first use (only the search and indexer paths need it)."""
+        if self._search_index is None:
+            self._search_index = search_index(self.settings)
+        index: SearchIndex = self._search_index
+        return index
+
     def close(self) -> None:
+        if self._search_index is not None:
+            self._search_index.close()
         self.events.close()
         if self._redis is not None:
             self._redis.close()
@@ -113,6 +125,26 @@ def event_sink(settings: Settings, clock: Clock) -> EventSink:
     writer = LocalLakeWriter(settings.lake_dir, clock)
     writer.start()
     return writer
+
+
+def search_index(settings: Settings) -> SearchIndex:
+    """OpenSearch behind its alias (aws), or tantivy generations under the data dir (local)."""
+    if settings.profile == "aws":
+        import boto3
+        from opensearchpy import OpenSearch, Urllib3AWSV4SignerAuth
+
+        from services.core.search.opensearch_index import OpenSearchIndex
+
+        if not settings.opensearch_url:
+            raise RuntimeError("the aws profile needs MUSICSYNC_OPENSEARCH_URL")
+        # The domain's access policy admits the Lambda roles: requests are SigV4-signed.
+        credentials = boto3.Session().get_credentials()
+        auth = Urllib3AWSV4SignerAuth(credentials, settings.aws_region, "es")
+        client = OpenSearch(settings.opensearch_url, http_auth=auth, timeout=5)
+        return OpenSearchIndex(client, settings.search_alias)
+    from services.core.search.tantivy_index import TantivyIndex
+
+    return TantivyIndex(settings.search_dir)
 
 
 def dead_letter_store(settings: Settings, clock: Clock) -> DeadLetterStore:

@@ -18,6 +18,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/v1/playlists", "services.playlists.handler"),
     ("/v1/shares", "services.sharing.handler"),
     ("/v1/pitches", "services.pitching.handler"),
+    ("/v1/search", "services.search.handler"),
     # Pitch links: the recipient page, its media, feedback and player events (no sign-in).
     ("/p", "services.pitching.handler"),
 )
