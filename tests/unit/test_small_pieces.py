@@ -56,9 +56,7 @@ def test_routing_matches_whole_path_segments(path: str, module: str | None) -> N
 def test_download_filename_names_artists_and_title_without_unsafe_characters() -> None:
     row = {"title": "A/B: C?", "artists": ["X", "Y"], "file_extension": ".wav"}
     assert track_filename(row) == "X & Y - A_B_ C_.wav"
-    assert (
-        track_filename({"title": "...", "artists": [], "file_extension": ".mp3"}) == "track.mp3"
-    )
+    assert track_filename({"title": "...", "artists": [], "file_extension": ".mp3"}) == "track.mp3"
 
 
 def test_uuid7_made_in_the_same_millisecond_still_sort_in_order_of_making() -> None:
