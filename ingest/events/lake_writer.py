@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import operator
 import os
@@ -63,9 +62,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ingest.events.arrow import file_schema
+from ingest.events.arrow import file_schema, json_texts, utc_timestamps, uuid_strings
 from ingest.events.envelope import COLUMNS, UsageEvent
 from lake.layout import EVENTS, event_partition, fsync
 from services.core.clock import Clock
@@ -80,12 +80,10 @@ _FILE_SCHEMA = file_schema()
 # What a buffered or spooled batch holds: the event type, then the file's columns (dt is
 # derived from occurred_at when the batch becomes files, once per flush rather than per send).
 _BATCH_SCHEMA = pa.schema([pa.field("event_type", pa.string(), nullable=False), *_FILE_SCHEMA])
-_PARTITION = ["dt", "event_type"]
 _UUIDS = frozenset(c.name for c in COLUMNS if c.kind == "uuid")
 _GETTERS = [operator.attrgetter(c.name) for c in COLUMNS]
 _EVENT_TYPE = operator.attrgetter("event_type")
 _TZINFO = operator.attrgetter("tzinfo")
-_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str).encode
 
 _FRAME = struct.Struct("<4sIII")  # magic, event count, payload length, CRC-32 of the payload
 _MAGIC = b"MSE1"
@@ -119,15 +117,23 @@ def _column(field: pa.Field, values: list[Any], received_at: datetime) -> pa.Arr
         # Not values.count(None): that calls UUID.__eq__, in Python, once per event.
         if not any(values):
             return pa.nulls(n, pa.string())
+        fast = uuid_strings(values)
+        if fast is not None:
+            return fast
         return pa.array([None if v is None else str(v) for v in values], pa.string())
     if field.name == "properties":
-        return pa.array([_JSON(p) if p else None for p in values], pa.string())
-    if values.count(None) == n:
+        return json_texts(values)
+    nulls = values.count(None)
+    if nulls == n:
         if field.name == "received_at":
             return pa.repeat(pa.scalar(received_at, field.type), n)
         return pa.nulls(n, field.type)
     if pa.types.is_timestamp(field.type):
-        values = [received_at if v is None else v for v in values]
+        if nulls:
+            values = [received_at if v is None else v for v in values]
+        fast = utc_timestamps(values, field.type)
+        if fast is not None:
+            return fast
         # Arrow reads a naive datetime as UTC, to_row as local time: follow to_row.
         if list(map(_TZINFO, values)).count(None):
             values = [v.astimezone(UTC) for v in values]
@@ -181,22 +187,32 @@ def _ensure_dir(path: Path) -> None:
 
 def _partitions(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
     """(partition key prefix, its rows without the partition columns), for each partition."""
-    # Cast through date32: the UTC date, as UsageEvent.dt gives it, without a Python loop.
-    dts = table["occurred_at"].cast(pa.date32()).cast(pa.string())
-    table = table.add_column(0, "dt", dts).sort_by([(name, "ascending") for name in _PARTITION])
-    # Group counts sorted like the rows, so each group is the next slice. (The grouping's own
-    # output order is not the rows' order: relying on it put events in other partitions.)
-    keys = (
-        table.group_by(_PARTITION, use_threads=False)
-        .aggregate([([], "count_all")])
-        .sort_by([(name, "ascending") for name in _PARTITION])
+    if not table.num_rows:
+        return
+    # The UTC date through date32, as UsageEvent.dt gives it, without a Python loop.
+    days = table["occurred_at"].cast(pa.date32()).combine_chunks()
+    types = pc.dictionary_encode(table["event_type"].combine_chunks())
+    # One integer per partition (day, then the event type's index), sorted stably: the rows of a
+    # partition keep their order and become the next slice. Sorting this instead of the text of
+    # dt and event_type (then grouping) takes half the time: 0.17 us an event, not 0.3 to 0.5.
+    key = pc.add(
+        pc.multiply(days.view(pa.int32()).cast(pa.int64()), len(types.dictionary)),
+        types.indices.cast(pa.int64()),
     )
-    start = 0
-    columns = (keys[name].to_pylist() for name in (*_PARTITION, "count_all"))
-    for dt, event_type, count in zip(*columns, strict=True):
-        rows = table.slice(start, count).drop_columns(_PARTITION)
-        yield event_partition(dt, event_type), rows
-        start += count
+    order = pc.sort_indices(key)
+    ends = pc.run_end_encode(key.take(order)).run_ends.to_pylist()
+    starts = [0, *ends[:-1]]
+    firsts = order.take(pa.array(starts, pa.int64()))  # a row of each partition
+    dts = days.take(firsts).cast(pa.string()).to_pylist()
+    event_types = table["event_type"].take(firsts).to_pylist()
+    if len(starts) > 1:
+        table = table.take(order)
+    # In (dt, event_type) order, as the files have always been written.
+    for dt, event_type, start, end in sorted(zip(dts, event_types, starts, ends, strict=True)):
+        yield (
+            event_partition(dt, event_type),
+            table.slice(start, end - start).drop_columns(["event_type"]),
+        )
 
 
 def _publish(root: Path, stem: str, batches: list[pa.RecordBatch], segment: Path | None) -> int:
