@@ -437,7 +437,7 @@ def validate(event: UsageEvent) -> list[str]:
 
 def _missing(event: UsageEvent, column: str) -> bool:
     if column.startswith(PROPERTIES_PREFIX):
-        value = event.properties.get(column.removeprefix(PROPERTIES_PREFIX))
-    else:
-        value = getattr(event, column)
+        # A key that is there is there, even empty: a search with filters only has query "".
+        return event.properties.get(column.removeprefix(PROPERTIES_PREFIX)) is None
+    value = getattr(event, column)
     return value is None or value == ""

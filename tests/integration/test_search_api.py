@@ -143,6 +143,11 @@ def test_bad_search_parameters_are_refused(
     assert response.json()["code"] == code
 
 
+def test_a_search_with_filters_only_lists_what_matches_them(harness: StackHarness) -> None:
+    result = _search(harness.user(), "", genre="Nothing Like It")
+    assert result["hits"] == [] and result["total"] == 0
+
+
 def test_searching_needs_a_signed_in_user(harness: StackHarness) -> None:
     assert harness.client.get("/v1/search?q=anything").status_code == 401
 

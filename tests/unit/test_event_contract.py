@@ -128,6 +128,15 @@ def test_every_catalogue_entry_is_valid_when_its_required_columns_are_filled() -
         assert validate(sample_event(entry)) == [], entry.name
 
 
+def test_an_empty_required_property_is_present_but_an_empty_column_is_not() -> None:
+    # A search with filters only has an empty query: the key is there, the value is "".
+    search = sample_event(CATALOGUE["search_performed"], properties={"query": ""})
+    assert validate(search) == []
+    assert validate(sample_event(CATALOGUE["track_deleted"], source="")) == [
+        "track_deleted: source is required"
+    ]
+
+
 def test_validate_reports_an_unknown_event_type() -> None:
     event = sample_event(CATALOGUE["track_deleted"], event_type="track_exploded")
     assert validate(event) == ["unknown event type 'track_exploded'"]
