@@ -346,6 +346,45 @@ def _aws_dlq(settings: Settings, redrive: bool) -> None:
     console.print(f"{len(dead)} message(s) in the DLQ.")
 
 
+@app.command()
+def simulate(
+    users: Annotated[
+        int, typer.Option(min=1, max=10_000, help="People who join over the days.")
+    ] = 30,
+    days: Annotated[int, typer.Option(min=1, max=3650, help="Simulated days, ending today.")] = 21,
+    seed: Annotated[int, typer.Option(help="Same seed, same activity.")] = 1,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Simulate weeks of believable activity through the product's real handlers, under a
+    simulated clock: every event reaches the lake through the product's own code."""
+    from musicsync.simulate import SimulationSummary
+    from musicsync.simulate import simulate as run_simulation
+
+    with Progress(console=console) as progress:
+        task = progress.add_task("simulating", total=days)
+
+        def on_day(day_index: int, total: int, summary: SimulationSummary) -> None:
+            progress.update(
+                task, completed=day_index + 1, description=f"day {day_index + 1}/{total}"
+            )
+
+        summary = run_simulation(
+            data_dir.resolve(), users=users, days=days, seed=seed, on_day=on_day
+        )
+    events = sum(summary.events.values())
+    console.print(
+        f"Simulated {summary.days} days ({summary.start:%Y-%m-%d} to {summary.end:%Y-%m-%d}): "
+        f"{summary.users_joined} users, {sum(summary.actions.values())} actions, "
+        f"{summary.pitches} pitches to {summary.recipients} recipients, {events} events "
+        f"of {len(summary.events)} types in {summary.wall_seconds:.0f} s."
+    )
+    if summary.errors:
+        console.print(
+            f"[red]{sum(summary.errors.values())} unexpected answers:[/red] {dict(summary.errors)}"
+        )
+        raise typer.Exit(1)
+
+
 @app.command("import")
 def import_(
     paths: Annotated[
