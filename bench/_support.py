@@ -6,6 +6,7 @@ SIGTERM (as a service manager would) and its temporary data dir is removed.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import resource
 import shutil
@@ -17,12 +18,14 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import httpx
 import psutil  # type: ignore[import-untyped]
@@ -199,8 +202,12 @@ class Stack:
     Use as a context manager; leaving it stops the stack (SIGTERM) and removes the data dir.
     """
 
-    def __init__(self, *, start_timeout: float = 120.0) -> None:
+    def __init__(
+        self, *, start_timeout: float = 120.0, env: Mapping[str, str] | None = None
+    ) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="msbench-"))
+        # Extra environment of ``musicsync up`` (settings such as rate limits), on top of ours.
+        self.extra_env = dict(env or {})
         self.data_dir = self.tmp / "data"
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
@@ -232,12 +239,14 @@ class Stack:
 
     def _start(self) -> None:
         log(f"starting musicsync up on {self.url} (data in {self.data_dir})")
+        for name, value in sorted(self.extra_env.items()):
+            log(f"  with {name}={value}")
         started = time.monotonic()
         self.process = subprocess.Popen(
             [MUSICSYNC, "up", "--port", str(self.port), "--data-dir", str(self.data_dir)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env=child_env(),
+            env=child_env(**self.extra_env),
             cwd=self.tmp,
         )
         deadline = started + self._start_timeout
@@ -402,3 +411,415 @@ def fmt_ms(seconds: float) -> str:
 
 def fmt_mib(n_bytes: float) -> str:
     return f"{n_bytes / MIB:.1f} MiB"
+
+
+# -- pitching ------------------------------------------------------------------------------------
+# The pitch link routes are rate-limited per client address and per link (300 and 600 a minute
+# by default). A load test from one address raises both in the stack it starts, and says so.
+PITCH_LIMITS_RAISED = {
+    "MUSICSYNC_PITCH_REQUESTS_PER_MINUTE": "10000000",
+    "MUSICSYNC_PITCH_LINK_REQUESTS_PER_MINUTE": "10000000",
+}
+
+
+def write_tone_wav(path: Path, index: int, *, seconds: float = 0.2, rate: int = 8000) -> Path:
+    """A short mono 16-bit WAV whose tone (and so checksum) differs with ``index``."""
+    import math
+    import struct
+    import wave
+
+    frequency = 220.0 + 7.0 * index
+    frames = int(seconds * rate)
+    samples = (
+        round(8000 * math.sin(2 * math.pi * frequency * n / rate)) + (index % 7)
+        for n in range(frames)
+    )
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(b"".join(struct.pack("<h", v) for v in samples))
+    return path
+
+
+# -- HTTP load (any URL, any headers) ------------------------------------------------------------
+_WRK_COUNTING_SCRIPT = r"""
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  non2xx = 0
+end
+
+function response(status, headers, body)
+  if status < 200 or status > 299 then
+    non2xx = non2xx + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local bad = 0
+  for _, thread in ipairs(threads) do
+    bad = bad + thread:get("non2xx")
+  end
+  local e = summary.errors
+  io.write(string.format("BENCH requests %d\n", summary.requests))
+  io.write(string.format("BENCH duration_us %d\n", summary.duration))
+  io.write(string.format("BENCH bytes %d\n", summary.bytes))
+  io.write(string.format("BENCH non2xx %d\n", bad))
+  io.write(string.format("BENCH socket_errors %d\n", e.connect + e.read + e.write + e.timeout))
+  for _, p in ipairs({50, 90, 99}) do
+    io.write(string.format("BENCH p%s_us %d\n", tostring(p), latency:percentile(p)))
+  end
+  io.write(string.format("BENCH max_us %d\n", latency.max))
+end
+"""
+
+
+@dataclass
+class HttpLoad:
+    """What one loaded window measured (a closed loop: each connection sends back to back)."""
+
+    client: str
+    requests: int
+    seconds: float
+    non2xx: int
+    socket_errors: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    client_cpu_seconds: float
+    response_bytes: int = 0
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def load_client(choice: str) -> str:
+    """'wrk' or 'python' for 'auto' | 'wrk' | 'python'; ValueError if wrk is asked but absent."""
+    if choice == "auto":
+        return "wrk" if shutil.which("wrk") else "python"
+    if choice == "wrk" and not shutil.which("wrk"):
+        raise ValueError("wrk is not installed (apt-get install -y wrk)")
+    return choice
+
+
+def http_load(
+    url: str,
+    *,
+    client: str,
+    warmup: float,
+    seconds: float,
+    connections: int,
+    headers: Mapping[str, str] | None = None,
+) -> HttpLoad:
+    """GET ``url`` on ``connections`` keep-alive connections: ``warmup`` s discarded, then
+    ``seconds`` measured. ``client`` is 'wrk' (one thread) or 'python' (asyncio, raw HTTP/1.1)."""
+    headers = dict(headers or {})
+    if client == "wrk":
+        with tempfile.TemporaryDirectory(prefix="msbench-wrk-") as tmp:
+            script = Path(tmp) / "count.lua"
+            script.write_text(_WRK_COUNTING_SCRIPT)
+            if warmup > 0:
+                _run_wrk(url, headers, max(warmup, 1.0), connections, script)
+            return _run_wrk(url, headers, seconds, connections, script)
+    return _run_asyncio(url, headers, warmup, seconds, connections)
+
+
+def _run_wrk(
+    url: str, headers: Mapping[str, str], seconds: float, connections: int, script: Path
+) -> HttpLoad:
+    wrk = shutil.which("wrk")
+    assert wrk is not None
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    command = [
+        wrk,
+        "--threads",
+        "1",
+        "--connections",
+        str(connections),
+        "--duration",
+        f"{round(seconds)}s",
+        "--timeout",
+        "10s",
+        "--latency",
+        "--script",
+        str(script),
+    ]
+    for name, value in headers.items():
+        command += ["--header", f"{name}: {value}"]
+    done = subprocess.run(
+        [*command, url], capture_output=True, text=True, timeout=seconds + 60, check=False
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr}{done.stdout}")
+    values: dict[str, float] = {}
+    for line in done.stdout.splitlines():
+        if line.startswith("BENCH "):
+            _, key, value = line.split()
+            values[key] = float(value)
+    requests = int(values["requests"])
+    return HttpLoad(
+        client="wrk",
+        requests=requests,
+        seconds=values["duration_us"] / 1e6,
+        non2xx=int(values["non2xx"]),
+        socket_errors=int(values["socket_errors"]),
+        p50_ms=values["p50_us"] / 1000,
+        p90_ms=values["p90_us"] / 1000,
+        p99_ms=values["p99_us"] / 1000,
+        max_ms=values["max_us"] / 1000,
+        client_cpu_seconds=(after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+        response_bytes=int(values["bytes"]) // max(requests, 1),
+    )
+
+
+@dataclass
+class _LoadWindow:
+    start: float
+    end: float
+    latencies_ns: list[int] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    socket_errors: int = 0
+    body_bytes: int = 0
+
+
+async def _keep_alive_connection(port: int, request: bytes, window: _LoadWindow) -> None:
+    """One keep-alive connection sending requests back to back until the window ends."""
+    reader: asyncio.StreamReader | None = None
+    writer: asyncio.StreamWriter | None = None
+    try:
+        while time.perf_counter() < window.end:
+            if writer is None or reader is None:
+                reader, writer = await asyncio.open_connection(HOST, port)
+            started = time.perf_counter_ns()
+            try:
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head[9:12])
+                lower = head.lower()
+                if b"transfer-encoding: chunked" in lower:
+                    raise RuntimeError("chunked responses are not supported by this client")
+                at = lower.find(b"\r\ncontent-length:")
+                length = 0
+                if at >= 0:
+                    end = lower.index(b"\r\n", at + 2)
+                    length = int(lower[at + len(b"\r\ncontent-length:") : end])
+                if length:
+                    await reader.readexactly(length)
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                if time.perf_counter() >= window.start:
+                    window.socket_errors += 1
+                writer.close()
+                reader = writer = None
+                continue
+            finished = time.perf_counter_ns()
+            if window.start <= finished / 1e9 < window.end:
+                window.latencies_ns.append(finished - started)
+                window.statuses[status] += 1
+                window.body_bytes += length
+            if b"\r\nconnection: close" in lower:
+                writer.close()
+                reader = writer = None
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _run_asyncio(
+    url: str, headers: Mapping[str, str], warmup: float, seconds: float, connections: int
+) -> HttpLoad:
+    parts = urlsplit(url)
+    port = parts.port or 80
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    lines = [f"GET {path} HTTP/1.1", f"Host: {HOST}:{port}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    now = time.perf_counter()
+    window = _LoadWindow(start=now + warmup, end=now + warmup + seconds)
+
+    async def run() -> None:
+        await asyncio.gather(
+            *(_keep_alive_connection(port, request, window) for _ in range(connections))
+        )
+
+    cpu_before = time.process_time()
+    try:
+        import uvloop
+
+        uvloop.run(run())
+    except ImportError:
+        asyncio.run(run())
+    cpu = time.process_time() - cpu_before
+    latencies = sorted(ns / 1e6 for ns in window.latencies_ns)
+    ok = sum(n for status, n in window.statuses.items() if 200 <= status <= 299)
+    return HttpLoad(
+        client="python-asyncio",
+        requests=len(latencies),
+        seconds=seconds,
+        non2xx=len(latencies) - ok,
+        socket_errors=window.socket_errors,
+        p50_ms=percentile(latencies, 50),
+        p90_ms=percentile(latencies, 90),
+        p99_ms=percentile(latencies, 99),
+        max_ms=latencies[-1] if latencies else float("nan"),
+        # Warm-up and measurement share one process here: scale to the measured share.
+        client_cpu_seconds=cpu * seconds / (warmup + seconds),
+        response_bytes=window.body_bytes // max(len(latencies), 1),
+    )
+
+
+# -- profiling the serving processes -------------------------------------------------------------
+def py_spy_path() -> str | None:
+    found = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return found if Path(found).exists() else None
+
+
+@contextmanager
+def py_spy_recording(
+    stack: Stack, seconds: float, out: Path, *, gil: bool = True
+) -> Iterator[None]:
+    """Sample the stack's serving processes (``--subprocesses``) at 200 Hz for ``seconds`` into
+    ``out`` (raw stacks) while the block runs: the threads holding the GIL, or with
+    ``gil=False`` every thread that is not idle (C code that releases the GIL counts too)."""
+    py_spy = py_spy_path()
+    if py_spy is None:
+        raise RuntimeError("py-spy not found: `.venv/bin/pip install py-spy` to profile")
+    log(f"profiling the serving processes with py-spy for {seconds:.0f} s under load")
+    recorder = subprocess.Popen(
+        [
+            py_spy,
+            "record",
+            "--pid",
+            str(stack.pid),
+            "--subprocesses",
+            "--duration",
+            str(round(seconds)),
+            "--rate",
+            "200",
+            *(["--gil"] if gil else []),
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        time.sleep(1.0)  # let py-spy attach before the load starts
+        yield
+        _, err = recorder.communicate(timeout=seconds + 60)
+    finally:
+        if recorder.poll() is None:
+            recorder.terminate()
+            recorder.wait(timeout=10)
+    if recorder.returncode != 0 or not out.exists():
+        raise RuntimeError(f"py-spy failed ({recorder.returncode}): {err.decode(errors='replace')}")
+
+
+def _frame_package(frame: str) -> str:
+    """'pydantic', 'stdlib:asyncio', 'project:services/core/http.py' ... for a py-spy frame."""
+    where = frame[frame.rfind("(") + 1 : frame.rfind(")")]
+    path = where.rsplit(":", 1)[0]
+    if "site-packages/" in path:
+        return path.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+    for top in ("services/", "musicsync/", "ingest/", "bench/"):
+        if f"/{top}" in path or path.startswith(top):
+            return "project:" + top + path.split(top, 1)[1]
+    if "/python3." in path:
+        rest = path.split("/python3.", 1)[1].split("/", 1)
+        module = rest[1] if len(rest) > 1 else path
+        return "stdlib:" + module.split("/", 1)[0].removesuffix(".py")
+    return path or frame
+
+
+def _frame_function(frame: str) -> str:
+    """A frame without its line number: 'page (services/pitching/recipient.py)'."""
+    name, _, where = frame.partition(" (")
+    path = where.rsplit(":", 1)[0]
+    for marker in ("site-packages/", f"{ROOT}/", "/lib/python3.11/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    return f"{name} ({path})"
+
+
+def summarize_stacks(
+    raw: Path, stages: Sequence[tuple[str, str]], top: int = 15, *, within: str | None = None
+) -> None:
+    """Print inclusive shares of ``stages`` ((label, function name as py-spy shows it)), then
+    self time by package and by function, over py-spy raw stacks; only the stacks that pass
+    through the function ``within`` when given (e.g. the handler threads' work)."""
+    stacks: list[tuple[list[str], int]] = []
+    for line in raw.read_text().splitlines():
+        body, _, count = line.rpartition(" ")
+        if body and count.isdigit():
+            frames = [f for f in body.split(";") if " (" in f]
+            if within is not None and not any(f.startswith(f"{within} (") for f in frames):
+                continue
+            if frames:
+                stacks.append((frames, int(count)))
+    total = sum(n for _, n in stacks)
+    if not total:
+        print("py-spy recorded no samples")
+        return
+    by_package: Counter[str] = Counter()
+    self_fn: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    for frames, n in stacks:
+        by_package[_frame_package(frames[-1])] += n
+        self_fn[_frame_function(frames[-1])] += n
+        for name in {f.partition(" (")[0] for f in frames}:
+            inclusive[name] += n
+    scope = f"stacks through {within}" if within else "all serving processes"
+    print(f"(shares of {total} samples; {scope})")
+    print("\n-- main stages (inclusive) --")
+    for label, name in stages:
+        print(f"{100 * inclusive[name] / total:6.1f}%  {label}  [{name}]")
+    for title, counts in (
+        ("self time by package (leaf frame)", by_package),
+        ("self time by function", self_fn),
+    ):
+        print(f"\n-- {title} --")
+        for name, n in counts.most_common(top):
+            print(f"{100 * n / total:6.1f}%  {name}")
+    print(flush=True)
+
+
+def expect(response: httpx.Response, *statuses: int) -> Any:
+    """The JSON body of ``response`` once its status is one of ``statuses``."""
+    if response.status_code not in statuses:
+        request = response.request
+        raise RuntimeError(
+            f"{request.method} {request.url.path}: {response.status_code} {response.text[:2000]}"
+        )
+    return response.json() if response.content else None
+
+
+def playlist_of_tones(
+    api: httpx.Client, folder: Path, count: int, *, title: str = "Bench playlist"
+) -> tuple[str, list[str]]:
+    """Upload ``count`` distinct short WAVs and put them in a new playlist: (playlist id,
+    track ids in order)."""
+    track_ids = []
+    for index in range(count):
+        path = write_tone_wav(folder / f"tone-{index:03d}.wav", index)
+        track_ids.append(upload(api, path).track_id)
+    playlist = expect(api.post("/v1/playlists", json={"title": title}), 201)
+    for track_id in track_ids:
+        expect(api.post(f"/v1/playlists/{playlist['id']}/tracks", json={"track_id": track_id}), 201)
+    return str(playlist["id"]), track_ids
+
+
+def recipients(count: int, *, tag: str = "r") -> list[dict[str, str]]:
+    """``count`` recipients with distinct addresses."""
+    return [
+        {"name": f"Recipient {n}", "email": f"{tag}{n:04d}@example.com", "company": "Bench Ltd"}
+        for n in range(count)
+    ]

@@ -22,6 +22,9 @@ BENCHMARKS = (
     "memory",
     "firehose_sink",
     "lake_writer",
+    "pitch_page",
+    "pitch_create",
+    "authz_round_trips",
 )
 TIMEOUT = 600  # seconds per benchmark; each takes well under 3 minutes on 2 cores
 _VERDICTS = {0: "all targets met", 1: "target missed", 2: "broke", 130: "interrupted"}

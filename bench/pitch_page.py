@@ -1,0 +1,210 @@
+"""GET /p/{token}, the recipient's page of a 50-track pitch: p99 < 30 ms at 16 clients.
+
+Run from the repository root: ``.venv/bin/python -m bench.pitch_page [--profile FILE]``.
+
+It starts ``musicsync up`` (embedded PostgreSQL and Redis) on a free port with the pitch link
+rate limits raised to 10,000,000 a minute (``MUSICSYNC_PITCH_REQUESTS_PER_MINUTE`` and
+``MUSICSYNC_PITCH_LINK_REQUESTS_PER_MINUTE``): every request comes from 127.0.0.1 and uses one
+link, which the default limits (300 and 600 a minute) would otherwise turn into 429s. The two
+Redis counters are still incremented on every request, as in production. It uploads 50 distinct
+0.2 s WAVs, puts them in a playlist, pitches it to one recipient, then loads the recipient's
+link with 16 keep-alive connections: 3 s of warm-up, then 15 s measured. Each page view reads
+the link, the 50 tracks with the recipient's feedback, and writes one ``pitch_opened`` row into
+``pitch_interactions`` in a transaction: the write is part of what is measured. The load
+generator is ``wrk`` when installed (one thread), else an asyncio raw HTTP/1.1 client.
+``--profile FILE`` adds a separate 10 s loaded run during which ``py-spy`` samples the serving
+processes, and prints where their time goes (it does not affect the measured figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import httpx
+
+from bench._support import (
+    PITCH_LIMITS_RAISED,
+    HttpLoad,
+    Row,
+    Stack,
+    api_client,
+    exit_code,
+    expect,
+    http_load,
+    load_client,
+    log,
+    machine_busy_seconds,
+    playlist_of_tones,
+    print_table,
+    py_spy_recording,
+    recipients,
+    run_main,
+    summarize_stacks,
+    temp_dir,
+    tree_cpu_seconds,
+)
+
+TARGET_P99_MS = 30.0
+CONNECTIONS = 16
+TRACKS = 50
+
+# Inclusive shares worth knowing for this route: (label, function name as py-spy shows it).
+_STAGES = (
+    ("event loop threads: uvicorn + starlette + gateway proxy", "RequestResponseCycle.run_asgi"),
+    ("  local gateway proxy (HTTP -> event -> HTTP)", "create_app.<locals>.proxy"),
+    ("  uvicorn writing the response", "RequestResponseCycle.send"),
+    ("handler threads, all of it", "_WorkItem.run"),
+    ("  the Lambda handler (ServiceResolver.resolve)", "ServiceResolver.resolve"),
+    ("    powertools resolve (routing, validation, response)", "ApiGatewayResolver.resolve"),
+    ("      the route function pitch_page", "pitch_page"),
+    ("        Recipients.open (rate limits + link lookup)", "Recipients.open"),
+    ("          check_rate (Redis INCR+EXPIRE pipeline, twice)", "check_rate"),
+    ("          link_by_token_hash (DB read)", "link_by_token_hash"),
+    ("        Recipients.page (tracks read + pitch_opened write)", "Recipients.page"),
+    ("          page_tracks (DB read, 50 rows)", "page_tracks"),
+    ("          record_interactions (DB write)", "record_interactions"),
+    ("          Emitter.make (the pitch_opened event)", "Emitter.make"),
+    ("        render_pitch (Jinja, 50 tracks)", "render_pitch"),
+    ("    after the response: Emitter.flush (to the lake)", "Emitter.flush"),
+    ("  psycopg Cursor.execute (all queries)", "Cursor.execute"),
+    ("  psycopg commit", "Connection.commit"),
+    ("  pool checkout/return", "ConnectionPool.connection"),
+)
+
+
+def _opens(api_get: dict[str, object]) -> int:
+    recipients_out = api_get["recipients"]
+    assert isinstance(recipients_out, list)
+    engagement = recipients_out[0]["engagement"]
+    return int(engagement["opens"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up (max 30)")
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds measured (max 60)")
+    parser.add_argument("--connections", type=int, default=CONNECTIONS)
+    parser.add_argument("--tracks", type=int, default=TRACKS, help="tracks in the pitch")
+    parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument(
+        "--profile", type=Path, help="also record a py-spy profile (raw stacks) to this file"
+    )
+    args = parser.parse_args(argv)
+    warmup = min(max(args.warmup, 0.0), 30.0)
+    duration = min(max(args.duration, 1.0), 60.0)
+    try:
+        client = load_client(args.client)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+    with temp_dir() as tmp, Stack(env=PITCH_LIMITS_RAISED) as stack:
+        api = api_client(stack, stack.token("bench-pitch-page"))
+        log(f"uploading {args.tracks} tracks and building the playlist")
+        playlist_id, _ = playlist_of_tones(api, tmp, args.tracks)
+        pitch = expect(
+            api.post(
+                "/v1/pitches",
+                json={
+                    "playlist_id": playlist_id,
+                    "title": "Bench pitch",
+                    "message": "Fifty short tones.\n\nListen at your leisure.",
+                    "allow_download": False,
+                    "recipients": recipients(1),
+                },
+            ),
+            201,
+        )
+        link: str = pitch["recipients"][0]["link"]
+        if not link.startswith(f"{stack.url}/p/"):
+            raise RuntimeError(f"unexpected link {link!r} (stack at {stack.url})")
+        page = httpx.get(link, timeout=30)  # no credentials: the token is the credential
+        if page.status_code != 200 or not page.headers["content-type"].startswith("text/html"):
+            raise RuntimeError(f"GET {link}: {page.status_code} {page.text[:500]}")
+        missing = [t["title"] for t in pitch["tracks"] if t["title"] not in page.text]
+        if len(pitch["tracks"]) != args.tracks or missing:
+            raise RuntimeError(f"the page lacks tracks: {missing[:5]} ({len(pitch['tracks'])})")
+        log(
+            f"one page view, one client: {page.elapsed.total_seconds() * 1000:.1f} ms, "
+            f"{len(page.content)} bytes"
+        )
+
+        servers = stack.embedded_servers()
+        log(f"load: {client}, {args.connections} connections, {warmup:.0f} s warm-up")
+        if warmup > 0:
+            http_load(link, client=client, warmup=0.0, seconds=warmup, connections=args.connections)
+        opens_before = _opens(expect(api.get(f"/v1/pitches/{pitch['id']}"), 200))
+        log(f"measuring {duration:.0f} s")
+        server_cpu = stack.server_cpu_seconds()
+        db_cpu = tree_cpu_seconds(servers)
+        busy = machine_busy_seconds()
+        wall = time.perf_counter()
+        result: HttpLoad = http_load(
+            link, client=client, warmup=0.0, seconds=duration, connections=args.connections
+        )
+        wall = time.perf_counter() - wall
+        busy = machine_busy_seconds() - busy
+        server_cpu = stack.server_cpu_seconds() - server_cpu
+        db_after = tree_cpu_seconds(servers)
+        db_cpu_used = sum(db_after[pid] - db_cpu.get(pid, 0.0) for pid in db_after)
+        opens_after = _opens(expect(api.get(f"/v1/pitches/{pitch['id']}"), 200))
+        client_cpu = result.client_cpu_seconds * (wall / result.seconds)
+        other = busy - server_cpu - db_cpu_used - client_cpu
+
+        rows = [
+            Row("requests/s", f"{result.rps:.0f}"),
+            Row("latency p50", f"{result.p50_ms:.1f} ms"),
+            Row("latency p90", f"{result.p90_ms:.1f} ms"),
+            Row(
+                "latency p99",
+                f"{result.p99_ms:.1f} ms",
+                f"< {TARGET_P99_MS:.0f} ms",
+                result.p99_ms < TARGET_P99_MS,
+            ),
+            Row("latency max", f"{result.max_ms:.1f} ms"),
+            Row("non-2xx responses", str(result.non2xx), "0", result.non2xx == 0),
+            Row("socket errors", str(result.socket_errors), "0", result.socket_errors == 0),
+            Row("requests measured", f"{result.requests} in {result.seconds:.1f} s"),
+            Row("response size", f"{result.response_bytes / 1024:.1f} KiB (wrk: with headers)"),
+            Row(
+                "pitch_opened rows written meanwhile",
+                f"{opens_after - opens_before} (every view is one insert)",
+            ),
+            Row("server processes CPU", f"{100 * server_cpu / wall:.0f}% of a core"),
+            Row("embedded PostgreSQL+Redis CPU", f"{100 * db_cpu_used / wall:.0f}% of a core"),
+            Row(
+                f"load generator CPU ({result.client})",
+                f"{100 * result.client_cpu_seconds / result.seconds:.0f}% of a core",
+            ),
+            Row(
+                "rest of the machine: other processes, kernel",
+                f"{100 * max(other, 0.0) / wall:.0f}% of a core",
+            ),
+        ]
+        log("one connection, 5 s: the service time without queueing")
+        single = http_load(link, client=client, warmup=1.0, seconds=5.0, connections=1)
+        rows.append(
+            Row(
+                "1 connection: p50 / p99, requests/s",
+                f"{single.p50_ms:.2f} / {single.p99_ms:.2f} ms, {single.rps:.0f}",
+            )
+        )
+        print_table(
+            f"GET /p/{{token}} ({args.tracks}-track pitch): {args.connections} connections, "
+            f"{duration:.0f} s after {warmup:.0f} s warm-up, client {result.client}; "
+            "pitch rate limits raised to 10,000,000/min",
+            rows,
+        )
+        if args.profile is not None:
+            out = args.profile.resolve()
+            with py_spy_recording(stack, 10.0, out):
+                http_load(link, client=client, warmup=0.0, seconds=10.0, connections=16)
+            print(f"\n== where the serving processes' time goes (py-spy, raw stacks in {out}) ==")
+            summarize_stacks(out, _STAGES)
+        api.close()
+    return exit_code(rows)
+
+
+if __name__ == "__main__":
+    run_main(main)
