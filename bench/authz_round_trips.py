@@ -13,8 +13,11 @@ tracks, a playlist, a pitch and shares, and a grantee. Each route is called 5 ti
 statements), one request at a time on a fresh connection. Around each request the benchmark
 writes a marker into the log from its own connection (``SELECT 'msbench:...'``, application
 ``msbench``); the statements between two markers are the request's. A statement is an
-authorization statement when it is one of the queries of ``services.core.authz``: the ones that
-select a ``level`` column (``... AS level``). Target: exactly one per request.
+authorization statement when it is one of the queries of ``services.core.authz`` (``levels``,
+``levels_by_type``): it selects a ``level`` column for objects named by id (``... AS level
+... = ANY(...)``). A data query that carries the caller's level along with rows it reads anyway
+(a playlist's entries with ``TRACK_LEVEL_SQL``) adds no round trip and is not one. Target:
+exactly one per request.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ _PREFIX = "MSB|"
 # One log entry: "MSB|<pid>|<application>|LOG:  statement: ..." (or "execute <name>: ...").
 _ENTRY = re.compile(r"^MSB\|(\d+)\|([^|]*)\|(\w+):  (.*)$")
 _STATEMENT = re.compile(r"^(?:statement|execute [^:]+): (.*)$", re.DOTALL)
-_AUTHZ = re.compile(r"\bAS level\b")
+_AUTHZ = re.compile(r"\bAS level\b.*= ANY\(", re.DOTALL)
 _AUTHZ_OBJECT = re.compile(r"FROM (tracks t|playlists p|pitches|shares) WHERE")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -119,7 +120,11 @@ def worker_app() -> Starlette:
     clock = SystemClock()
     deps = wiring.build(settings, clock)
     wiring.install(deps)
-    return stack_app(deps, DevIdentityProvider(settings.data_dir, clock), on_shutdown=deps.close)
+    app = stack_app(deps, DevIdentityProvider(settings.data_dir, clock), on_shutdown=deps.close)
+    # What start-up made lives as long as the process: out of the collector's sight, full
+    # collections stop walking it (they paused requests by 50-150 ms every few seconds).
+    gc.freeze()
+    return app
 
 
 def _recover_lake(settings: Settings, clock: Clock) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from services.core.clock import Clock
@@ -21,17 +22,33 @@ class RateLimited(ProblemError):
 
 
 def check_rate(redis: Any, clock: Clock, key: str, *, limit: int, window_seconds: int) -> None:
-    """Count one hit on ``key`` in the current fixed window; raise RateLimited past ``limit``.
+    """Count one hit on ``key`` in the current fixed window; raise RateLimited past ``limit``."""
+    check_rates(redis, clock, [(key, limit, window_seconds)])
 
-    Fixed windows are cheap (one INCR and one EXPIRE in a pipeline) and shared by every process
-    and Lambda container that talks to the same Redis.
+
+def check_rates(redis: Any, clock: Clock, limits: Sequence[tuple[str, int, int]]) -> None:
+    """Count one hit on each (key, limit, window seconds), all in one round trip; raise
+    RateLimited (with the longest wait) if any is past its limit.
+
+    Fixed windows are cheap (one INCR and one EXPIRE per key in a pipeline) and shared by every
+    process and Lambda container that talks to the same Redis.
     """
     now = int(clock.now().timestamp())
-    window = now // window_seconds
-    counter = f"rate:{key}:{window}"
-    pipe = redis.pipeline()
-    pipe.incr(counter)
-    pipe.expire(counter, window_seconds + 1)
-    hits, _ = pipe.execute()
-    if int(hits) > limit:
-        raise RateLimited(retry_after=(window + 1) * window_seconds - now)
+    pipe = redis.pipeline(transaction=False)
+    windows = []
+    for key, _, window_seconds in limits:
+        window = now // window_seconds
+        counter = f"rate:{key}:{window}"
+        pipe.incr(counter)
+        pipe.expire(counter, window_seconds + 1)
+        windows.append(window)
+    replies = pipe.execute()
+    waits = [
+        (window + 1) * window_seconds - now
+        for (_, limit, window_seconds), window, hits in zip(
+            limits, windows, replies[::2], strict=True
+        )
+        if int(hits) > limit
+    ]
+    if waits:
+        raise RateLimited(retry_after=max(waits))

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from services.core import authz
 from services.core.errors import ProblemError
@@ -57,13 +57,14 @@ class Pitches:
         password_hash = hash_password(request.password) if request.password else None
         pitch_id = uuid7(now)
         with self.pool.connection() as conn, conn.transaction():
-            authz.require(conn, caller.user_id, "manage", "playlist", request.playlist_id)
             track_ids = repo.playlist_track_ids(conn, request.playlist_id)
+            self._authorize(
+                conn, caller, ("playlist", request.playlist_id), track_ids, request.allow_download
+            )
             if not track_ids:
                 raise ProblemError(
                     422, "playlist_empty", "Nothing to pitch", "The playlist has no tracks."
                 )
-            self._require_tracks(conn, caller, track_ids, request.allow_download)
             pitch = repo.insert_pitch(
                 conn,
                 {
@@ -136,13 +137,16 @@ class Pitches:
             password = changes.pop("password")
             changes["password_hash"] = hash_password(password) if password else None
         with self.pool.connection() as conn, conn.transaction():
-            authz.require(conn, caller.user_id, "manage", "pitch", pitch_id)
+            # Letting recipients download needs the owner's download right on every track.
+            track_ids = (
+                [row["id"] for row in repo.pitch_tracks(conn, pitch_id)]
+                if changes.get("allow_download")
+                else []
+            )
+            self._authorize(conn, caller, ("pitch", pitch_id), track_ids, allow_download=True)
             pitch = repo.get_pitch(conn, pitch_id, lock=True)
             assert pitch is not None
             _check_version(pitch, expected)
-            if changes.get("allow_download"):
-                track_ids = [row["id"] for row in repo.pitch_tracks(conn, pitch_id)]
-                self._require_tracks(conn, caller, track_ids, allow_download=True)
             if changes:
                 repo.update_pitch(conn, pitch_id, changes, now)
             result = self._read(conn, pitch_id)
@@ -273,16 +277,22 @@ class Pitches:
         repo.insert_recipients(conn, rows)
         return rows
 
-    def _require_tracks(
+    def _authorize(
         self,
         conn: Connection[Any],
         caller: Principal,
+        target: tuple[Literal["playlist", "pitch"], uuid.UUID],
         track_ids: Sequence[uuid.UUID],
         allow_download: bool,
     ) -> None:
-        """The owner may only pitch what they may stream, and let download what they may."""
+        """The owner manages the playlist or pitch, and may stream every track (download, when
+        recipients may): one authorization query for all of them."""
+        kind, object_id = target
+        found = authz.levels_by_type(conn, caller.user_id, {kind: [object_id], "track": track_ids})
+        authz.check(kind, "manage", found[kind].get(object_id, 0))
         action: authz.Action = "download" if allow_download else "stream"
-        authz.require_all(conn, caller.user_id, action, "track", track_ids)
+        for track_id in track_ids:
+            authz.check("track", action, found["track"].get(track_id, 0), track_id)
 
     def _expiry(self, expires_at: datetime, now: datetime) -> datetime:
         if expires_at <= now:

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ingest.events.client import EventsResult, Reporter, parse_events
 from ingest.events.envelope import UsageEvent
+from services.core.db import autocommit
 from services.core.errors import ProblemError
 from services.core.objects.port import track_filename
-from services.core.ratelimit import check_rate
+from services.core.ratelimit import check_rate, check_rates
 from services.pitching import repository as repo
 from services.pitching.links import Sessions, password_matches, token_hash, well_formed
 from services.pitching.models import FeedbackIn, FeedbackOut
@@ -103,23 +104,13 @@ class Recipients:
         """The link behind ``token``, once the rate limits allow the lookup."""
         hashed = token_hash(token) if token.isascii() else b""
         limits = self.settings
-        check_rate(
-            self.redis,
-            self.clock,
-            f"pitch:address:{client_address}",
-            limit=limits.pitch_requests_per_minute,
-            window_seconds=60,
-        )
+        checks = [(f"pitch:address:{client_address}", limits.pitch_requests_per_minute, 60)]
+        if well_formed(token):
+            checks.append((f"pitch:link:{hashed.hex()}", limits.pitch_link_requests_per_minute, 60))
+        check_rates(self.redis, self.clock, checks)
         if not well_formed(token):
             raise LinkUnknown()
-        check_rate(
-            self.redis,
-            self.clock,
-            f"pitch:link:{hashed.hex()}",
-            limit=limits.pitch_link_requests_per_minute,
-            window_seconds=60,
-        )
-        with self.pool.connection() as conn:
+        with autocommit(self.pool) as conn:
             row = repo.link_by_token_hash(conn, hashed)
         # The lookup was by hash; comparing again in constant time costs nothing and keeps the
         # check independent of how the database matched.
@@ -168,7 +159,8 @@ class Recipients:
 
     def page(self, link: Link, base_path: str) -> PitchPage:
         """The page's content; opening it is recorded."""
-        with self.pool.connection() as conn, conn.transaction():
+        # Two statements, each its own transaction: the page is a read, the open one insert.
+        with autocommit(self.pool) as conn:
             tracks = repo.page_tracks(conn, link.pitch_id, link.recipient_id)
             self._record(conn, [self._event(link, "pitch_opened")])
         return PitchPage(

@@ -276,12 +276,8 @@ class Playlists:
         self, conn: Connection[Any], caller: Principal, row: Row, level: int
     ) -> PlaylistOut:
         """The playlist with its entries; tracks the caller may not see are shown as gone."""
-        entries = repo.entries_with_tracks(conn, row["id"])
-        track_levels = authz.levels(conn, caller.user_id, "track", [e["track_id"] for e in entries])
-        out = [
-            _entry(entry, index, track_levels.get(entry["track_id"], 0))
-            for index, entry in enumerate(entries)
-        ]
+        entries = repo.entries_with_tracks(conn, row["id"], caller.user_id)
+        out = [_entry(entry, index, entry["level"]) for index, entry in enumerate(entries)]
         return _playlist(row, level, out)
 
     def _emit(self, caller: Principal, event_type: str, **columns: Any) -> None:

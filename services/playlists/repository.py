@@ -14,7 +14,7 @@ from typing import Any
 
 from psycopg import Connection, sql
 
-from services.core.authz import PLAYLIST_LEVEL_SQL
+from services.core.authz import PLAYLIST_LEVEL_SQL, TRACK_LEVEL_SQL
 
 PLAYLIST_COLUMNS = "id, owner_id, title, description, version, created_at, updated_at"
 _P_COLUMNS = ", ".join(f"p.{c.strip()}" for c in PLAYLIST_COLUMNS.split(","))
@@ -93,15 +93,18 @@ def entry_refs(conn: Connection[Any], playlist_id: uuid.UUID) -> list[Row]:
     ).fetchall()
 
 
-def entries_with_tracks(conn: Connection[Any], playlist_id: uuid.UUID) -> list[Row]:
-    """The playlist's entries in order, each with its track's metadata (the caller decides
-    what of it the viewer may see)."""
+def entries_with_tracks(
+    conn: Connection[Any], playlist_id: uuid.UUID, viewer: uuid.UUID
+) -> list[Row]:
+    """The playlist's entries in order, each with its track's metadata and the viewer's level on
+    the track (``authz.TRACK_LEVEL_SQL``: the caller decides what of it the viewer may see), so
+    reading a playlist needs no second authorization query."""
     return conn.execute(
-        """SELECT e.id, e.track_id, e.added_at,
-                  t.title, t.artists, t.album, t.duration_ms
-           FROM playlist_entries e JOIN tracks t ON t.id = e.track_id
-           WHERE e.playlist_id = %s ORDER BY e.position, e.id""",
-        (playlist_id,),
+        f"""SELECT e.id, e.track_id, e.added_at,
+                   t.title, t.artists, t.album, t.duration_ms, {TRACK_LEVEL_SQL} AS level
+            FROM playlist_entries e JOIN tracks t ON t.id = e.track_id
+            WHERE e.playlist_id = %(playlist)s ORDER BY e.position, e.id""",
+        {"playlist": playlist_id, "viewer": viewer},
     ).fetchall()
 
 
