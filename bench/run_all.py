@@ -25,6 +25,10 @@ BENCHMARKS = (
     "pitch_page",
     "pitch_create",
     "authz_round_trips",
+    "search_query",
+    "search_reindex_index",
+    "search_reindex",
+    "search_freshness",
 )
 TIMEOUT = 600  # seconds per benchmark; each takes well under 3 minutes on 2 cores
 _VERDICTS = {0: "all targets met", 1: "target missed", 2: "broke", 130: "interrupted"}
