@@ -16,9 +16,11 @@ from typing import Any
 import anyio
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from musicsync.apigw import request_event, response_from_result
 from services.core.errors import PROBLEM_CONTENT_TYPE, ProblemError
@@ -61,6 +63,7 @@ def create_app(
     jwks: Callable[[], dict[str, Any]],
     ready: Callable[[], dict[str, Any]],
     openapi: Callable[[], dict[str, Any]],
+    dashboards: Path,
     on_shutdown: Callable[[], None] | None = None,
 ) -> Starlette:
     """``ready`` returns health details and raises when the stack cannot serve yet;
@@ -154,6 +157,11 @@ def create_app(
             Route("/docs", docs, methods=["GET"]),
             Route("/.well-known/jwks.json", jwks_json, methods=["GET"]),
             Route(OBJECTS_ROUTE + "{key:path}", objects_route, methods=["GET", "HEAD", "PUT"]),
+            # `musicsync dashboard`'s pages: each carries plotly.js inline (~5 MB), so gzip.
+            Mount(
+                "/dashboards",
+                app=GZipMiddleware(StaticFiles(directory=dashboards, html=True, check_dir=False)),
+            ),
             Route("/{path:path}", proxy, methods=methods),
         ],
         lifespan=lifespan,

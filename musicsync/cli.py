@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import sys
+import uuid
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -33,6 +34,12 @@ lake_app = typer.Typer(help="The data lake.", no_args_is_help=True)
 app.add_typer(lake_app, name="lake")
 search_app = typer.Typer(help="The search index.", no_args_is_help=True)
 app.add_typer(search_app, name="search")
+analytics_app = typer.Typer(help="The dbt marts.", no_args_is_help=True)
+app.add_typer(analytics_app, name="analytics")
+report_app = typer.Typer(help="Reports over the marts.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+dashboards_app = typer.Typer(help="BI in AWS.", no_args_is_help=True)
+app.add_typer(dashboards_app, name="dashboards")
 console = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[
@@ -383,6 +390,185 @@ def simulate(
             f"[red]{sum(summary.errors.values())} unexpected answers:[/red] {dict(summary.errors)}"
         )
         raise typer.Exit(1)
+
+
+def _build_marts(data_dir: Path, full_refresh: bool) -> None:
+    """Quality checks, then dbt, with a line per model; the summary, or exit 1 naming what
+    failed."""
+    from musicsync.analytics import AnalyticsBuildError, build
+
+    with Progress(console=console) as progress:
+        task = progress.add_task("dbt", total=None)
+        built = 0
+
+        def on_model(name: str, status: str, seconds: float) -> None:
+            nonlocal built
+            if status == "started":
+                progress.update(task, description=f"building {name}")
+                return
+            built += 1
+            progress.update(task, completed=built)
+            progress.console.print(f"  {name}: {status} ({seconds:.1f} s)")
+
+        try:
+            summary = build(data_dir.resolve(), full_refresh=full_refresh, on_model=on_model)
+        except AnalyticsBuildError as exc:
+            console.print(f"[red]analytics build failed:[/red] {exc}")
+            raise typer.Exit(1) from None
+    console.print(
+        f"Built {summary.models_built} models, {summary.tests_passed} tests passed"
+        + (f", {summary.tests_warned} warned" if summary.tests_warned else "")
+        + f" in {summary.seconds:.1f} s; marts in {summary.warehouse}"
+    )
+    if summary.left_out:
+        console.print(f"Left out (quality checks failed): {', '.join(summary.left_out)}")
+
+
+@analytics_app.command("build")
+def analytics_build(
+    full_refresh: Annotated[bool, typer.Option(help="Rebuild every mart from scratch.")] = False,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Check new lake partitions, then build the marts (dbt, DuckDB) into the data dir."""
+    _build_marts(data_dir, full_refresh)
+
+
+def _write_dashboard(data_dir: Path, out: Path | None) -> Path:
+    from dashboards.charts import WarehouseError
+    from dashboards.site import write_dashboard
+    from musicsync.analytics import warehouse_path
+
+    try:
+        target = out or _settings(data_dir).dashboard_dir
+        return write_dashboard(warehouse_path(data_dir.resolve()), target)
+    except WarehouseError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+def _write_report(data_dir: Path, pitch_id: uuid.UUID, out: Path | None) -> Path:
+    from dashboards.charts import WarehouseError
+    from dashboards.report import PitchNotFoundError, write_pitch_report
+    from musicsync.analytics import warehouse_path
+
+    target = out or Path(f"pitch-{pitch_id}.html")
+    try:
+        return write_pitch_report(warehouse_path(data_dir.resolve()), pitch_id, target)
+    except (PitchNotFoundError, WarehouseError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+def _pitch_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a pitch id (a UUID)") from None
+
+
+@report_app.command("pitch")
+def report_pitch(
+    pitch_id: Annotated[str, typer.Argument(help="The pitch's id.")],
+    out: Annotated[
+        Path | None, typer.Option(help="File to write (default ./pitch-ID.html).")
+    ] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Write the pitch engagement report: one self-contained HTML file to forward."""
+    path = _write_report(data_dir, _pitch_id(pitch_id), out)
+    console.print(f"Pitch report: {path.resolve().as_uri()}")
+
+
+@app.command()
+def dashboard(
+    out: Annotated[
+        Path | None, typer.Option(help="Folder (default DATA_DIR/analytics/dashboard).")
+    ] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Write the static dashboard over every mart (served by `musicsync up` at /dashboards)."""
+    path = _write_dashboard(data_dir, out)
+    console.print(f"Dashboard: {path.resolve().as_uri()}")
+
+
+@dashboards_app.command("deploy-quicksight")
+def deploy_quicksight(
+    account_id: Annotated[str, typer.Option(help="AWS account id (12 digits).")],
+    principal_arn: Annotated[str, typer.Option(help="QuickSight user or group to own them.")],
+    region: Annotated[str, typer.Option(envvar="AWS_REGION")] = "us-east-1",
+    athena_workgroup: Annotated[str, typer.Option(help="Athena workgroup.")] = "primary",
+    glue_database: Annotated[
+        str, typer.Option(envvar="MUSICSYNC_ATHENA_SCHEMA", help="The marts' Athena database.")
+    ] = "musicsync_analytics",
+    endpoint_url: Annotated[str | None, typer.Option(envvar="AWS_ENDPOINT_URL")] = None,
+) -> None:
+    """Create or update the QuickSight data source, data sets and dashboard over the marts."""
+    from dashboards.quicksight_deploy import QuickSightDeployError
+    from dashboards.quicksight_deploy import deploy_quicksight as deploy
+
+    try:
+        result = deploy(
+            account_id,
+            region=region,
+            athena_workgroup=athena_workgroup,
+            glue_database=glue_database,
+            principal_arn=principal_arn,
+            endpoint_url=endpoint_url,
+        )
+    except QuickSightDeployError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(result.summary())
+
+
+@app.command()
+def demo(
+    users: Annotated[int, typer.Option(min=1, help="Simulated people.")] = 30,
+    days: Annotated[int, typer.Option(min=1, help="Simulated days, ending today.")] = 21,
+    seed: Annotated[int, typer.Option(help="Same seed, same activity.")] = 1,
+    serve: Annotated[bool, typer.Option(help="Keep serving the stack afterwards.")] = False,
+    port: Annotated[int, typer.Option(help="Port for --serve.")] = 8000,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """The whole product on your machine: weeks of simulated activity through the real
+    handlers, the marts, the dashboard and a pitch report; then how to browse them."""
+    from lake.compaction import compact
+
+    simulate(users=users, days=days, seed=seed, data_dir=data_dir)
+    # The simulated clock makes the lake writer flush once per simulated minute: many small
+    # files, which compaction merges, as it would in a day's life of the product.
+    compact(data_dir.resolve() / "lake")
+    _build_marts(data_dir, full_refresh=True)
+    board = _write_dashboard(data_dir, None)
+    report = _most_engaged_pitch_report(data_dir)
+    console.print(f"\nDashboard:    {board.resolve().as_uri()}")
+    if report is not None:
+        console.print(f"Pitch report: {report.resolve().as_uri()}")
+    console.print(
+        f"Marts (DuckDB): {data_dir.resolve() / 'analytics' / 'warehouse.duckdb'}\n"
+        f"Browse the product: musicsync up --data-dir {data_dir} (dashboard at /dashboards), "
+        f"and a token with: musicsync token alice --data-dir {data_dir}"
+    )
+    if serve:
+        up(port=port, data_dir=data_dir)
+
+
+def _most_engaged_pitch_report(data_dir: Path) -> Path | None:
+    """The report of the pitch with the most plays: the one worth showing first."""
+    import duckdb
+
+    from musicsync.analytics import warehouse_path
+
+    with duckdb.connect(str(warehouse_path(data_dir.resolve())), read_only=True) as db:
+        row = db.execute(
+            "SELECT pitch_id FROM fct_pitch_engagement GROUP BY pitch_id "
+            "ORDER BY sum(plays) DESC, pitch_id LIMIT 1"
+        ).fetchone()
+    if row is None:
+        return None
+    out = data_dir.resolve() / "analytics" / "reports" / f"pitch-{row[0]}.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return _write_report(data_dir, uuid.UUID(str(row[0])), out)
 
 
 @app.command("import")

@@ -103,6 +103,7 @@ def stack_app(
         jwks=idp.jwks,
         ready=lambda: _ready(deps),
         openapi=merged_openapi,
+        dashboards=deps.settings.dashboard_dir,
         on_shutdown=on_shutdown,
     )
 

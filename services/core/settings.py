@@ -86,3 +86,8 @@ class Settings(BaseSettings):
     @property
     def search_dir(self) -> Path:
         return self.data_dir / "search"
+
+    @property
+    def dashboard_dir(self) -> Path:
+        """Where `musicsync dashboard` writes and `musicsync up` serves (/dashboards)."""
+        return self.data_dir / "analytics" / "dashboard"

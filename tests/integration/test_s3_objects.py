@@ -111,7 +111,13 @@ def aws_stack(
     )
     deps = wiring.build(settings)
     wiring.install(deps)
-    app = create_app(objects=None, jwks=idp.jwks, ready=dict, openapi=merged_openapi)
+    app = create_app(
+        objects=None,
+        jwks=idp.jwks,
+        ready=dict,
+        openapi=merged_openapi,
+        dashboards=settings.dashboard_dir,
+    )
     try:
         with TestClient(app) as client:
             yield client, idp.mint(f"aws-{uuid.uuid4().hex[:6]}")
