@@ -1,16 +1,20 @@
-# Two commands on a fresh machine: `make up` (the local stack) and `make test` (every test).
+# Two commands on a fresh machine: `make demo` (the main job) and `make test` (every test);
+# `make up` serves the local stack.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test lint bench clean browser
+.PHONY: demo up test lint bench clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/musicsync demo
 
 up: $(STAMP)
 	$(BIN)/musicsync up

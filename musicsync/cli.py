@@ -535,6 +535,8 @@ def demo(
     from lake.compaction import compact
 
     simulate(users=users, days=days, seed=seed, data_dir=data_dir)
+    # The marts join events to the day's snapshot of the database's dimension tables.
+    lake_snapshot(dt=None, table=None, data_dir=data_dir)
     # The simulated clock makes the lake writer flush once per simulated minute: many small
     # files, which compaction merges, as it would in a day's life of the product.
     compact(data_dir.resolve() / "lake")
