@@ -6,6 +6,7 @@ SIGTERM (as a service manager would) and its temporary data dir is removed.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import resource
@@ -509,6 +510,31 @@ def load_client(choice: str) -> str:
     return choice
 
 
+def add_load_options(parser: argparse.ArgumentParser, *, connections: int) -> None:
+    """--warmup, --duration, --connections, --client and --profile of a loaded benchmark."""
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up (max 30)")
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds measured (max 60)")
+    parser.add_argument("--connections", type=int, default=connections)
+    parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument(
+        "--profile", type=Path, help="also record a py-spy profile (raw stacks) to this file"
+    )
+
+
+def load_options(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> tuple[float, float, str]:
+    """(warm-up seconds within 0-30, measured seconds within 1-60, 'wrk' | 'python') of the
+    options ``add_load_options`` added; a parser error when wrk is asked for but absent."""
+    warmup = min(max(float(args.warmup), 0.0), 30.0)
+    duration = min(max(float(args.duration), 1.0), 60.0)
+    try:
+        client = load_client(args.client)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return warmup, duration, client
+
+
 def http_load(
     url: str,
     *,
@@ -675,6 +701,81 @@ def _run_asyncio(
     )
 
 
+def load_rows(result: HttpLoad, target_p99_ms: float) -> list[Row]:
+    """The latency, error and count rows of a loaded window, p99 against ``target_p99_ms``."""
+    return [
+        Row("latency p50", f"{result.p50_ms:.1f} ms"),
+        Row("latency p90", f"{result.p90_ms:.1f} ms"),
+        Row(
+            "latency p99",
+            f"{result.p99_ms:.1f} ms",
+            f"< {target_p99_ms:.0f} ms",
+            result.p99_ms < target_p99_ms,
+        ),
+        Row("latency max", f"{result.max_ms:.1f} ms"),
+        Row("non-2xx responses", str(result.non2xx), "0", result.non2xx == 0),
+        Row("socket errors", str(result.socket_errors), "0", result.socket_errors == 0),
+        Row("requests measured", f"{result.requests} in {result.seconds:.1f} s"),
+    ]
+
+
+def single_connection_row(single: HttpLoad) -> Row:
+    """The service time without queueing: a window loaded by one connection."""
+    return Row(
+        "1 connection: p50 / p99, requests/s",
+        f"{single.p50_ms:.2f} / {single.p99_ms:.2f} ms, {single.rps:.0f}",
+    )
+
+
+class StackCpu:
+    """CPU used during a block by the stack's serving processes, by its embedded PostgreSQL and
+    Redis (``servers``, with their children), and by the whole machine (all cores' busy time)."""
+
+    def __init__(self, stack: Stack, servers: Sequence[Any]) -> None:
+        self._stack = stack
+        self._servers = servers
+
+    def __enter__(self) -> StackCpu:
+        self._server_before = self._stack.server_cpu_seconds()
+        self._db_before = tree_cpu_seconds(self._servers)
+        self._busy_before = machine_busy_seconds()
+        self._wall_before = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is not None:
+            return
+        self.wall = time.perf_counter() - self._wall_before
+        self.busy = machine_busy_seconds() - self._busy_before
+        self.server = self._stack.server_cpu_seconds() - self._server_before
+        db_after = tree_cpu_seconds(self._servers)
+        self.db = sum(db_after[pid] - self._db_before.get(pid, 0.0) for pid in db_after)
+
+    def rows(
+        self, result: HttpLoad, *, server: str = "server processes CPU", note: str = ""
+    ) -> list[Row]:
+        """Server, database, load generator and everything else, in % of a core; ``note`` is
+        added to the labels of the figures measured over the block's wall time."""
+        # Everything else that ran meanwhile: other processes compete for the cores.
+        client_cpu = result.client_cpu_seconds * (self.wall / result.seconds)
+        other = self.busy - self.server - self.db - client_cpu
+        return [
+            Row(server + note, f"{100 * self.server / self.wall:.0f}% of a core"),
+            Row(
+                "embedded PostgreSQL+Redis CPU" + note,
+                f"{100 * self.db / self.wall:.0f}% of a core",
+            ),
+            Row(
+                f"load generator CPU ({result.client})",
+                f"{100 * result.client_cpu_seconds / result.seconds:.0f}% of a core",
+            ),
+            Row(
+                "rest of the machine: other processes, kernel" + note,
+                f"{100 * max(other, 0.0) / self.wall:.0f}% of a core",
+            ),
+        ]
+
+
 # -- profiling the serving processes -------------------------------------------------------------
 def py_spy_path() -> str | None:
     found = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -683,11 +784,12 @@ def py_spy_path() -> str | None:
 
 @contextmanager
 def py_spy_recording(
-    stack: Stack, seconds: float, out: Path, *, gil: bool = True
+    stack: Stack, seconds: float, out: Path, *, gil: bool = True, subprocesses: bool = True
 ) -> Iterator[None]:
-    """Sample the stack's serving processes (``--subprocesses``) at 200 Hz for ``seconds`` into
-    ``out`` (raw stacks) while the block runs: the threads holding the GIL, or with
-    ``gil=False`` every thread that is not idle (C code that releases the GIL counts too)."""
+    """Sample the stack's serving processes (``--subprocesses``; with ``subprocesses=False``
+    the ``musicsync up`` process only) at 200 Hz for ``seconds`` into ``out`` (raw stacks)
+    while the block runs: the threads holding the GIL, or with ``gil=False`` every thread
+    that is not idle (C code that releases the GIL counts too)."""
     py_spy = py_spy_path()
     if py_spy is None:
         raise RuntimeError("py-spy not found: `.venv/bin/pip install py-spy` to profile")
@@ -698,7 +800,7 @@ def py_spy_recording(
             "record",
             "--pid",
             str(stack.pid),
-            "--subprocesses",
+            *(["--subprocesses"] if subprocesses else []),
             "--duration",
             str(round(seconds)),
             "--rate",
@@ -750,13 +852,13 @@ def _frame_function(frame: str) -> str:
     return f"{name} ({path})"
 
 
-def summarize_stacks(
-    raw: Path, stages: Sequence[tuple[str, str]], top: int = 15, *, within: str | None = None
-) -> None:
-    """Print inclusive shares of ``stages`` ((label, function name as py-spy shows it)), then
-    self time by package and by function, over py-spy raw stacks; only the stacks that pass
-    through the function ``within`` when given (e.g. the handler threads' work)."""
-    stacks: list[tuple[list[str], int]] = []
+Stacks = list[tuple[list[str], int]]
+
+
+def read_stacks(raw: Path, *, within: str | None = None) -> Stacks:
+    """py-spy raw stacks as (frames, samples); only those through the function ``within``
+    when given."""
+    stacks: Stacks = []
     for line in raw.read_text().splitlines():
         body, _, count = line.rpartition(" ")
         if body and count.isdigit():
@@ -765,23 +867,26 @@ def summarize_stacks(
                 continue
             if frames:
                 stacks.append((frames, int(count)))
+    return stacks
+
+
+def inclusive_samples(stacks: Stacks) -> Counter[str]:
+    """Samples by function name (as py-spy shows it), counting every function on a stack."""
+    inclusive: Counter[str] = Counter()
+    for frames, n in stacks:
+        for name in {f.partition(" (")[0] for f in frames}:
+            inclusive[name] += n
+    return inclusive
+
+
+def print_self_time(stacks: Stacks, top: int) -> None:
+    """Self time (the leaf frame) by package and by function, in % of all samples."""
     total = sum(n for _, n in stacks)
-    if not total:
-        print("py-spy recorded no samples")
-        return
     by_package: Counter[str] = Counter()
     self_fn: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
     for frames, n in stacks:
         by_package[_frame_package(frames[-1])] += n
         self_fn[_frame_function(frames[-1])] += n
-        for name in {f.partition(" (")[0] for f in frames}:
-            inclusive[name] += n
-    scope = f"stacks through {within}" if within else "all serving processes"
-    print(f"(shares of {total} samples; {scope})")
-    print("\n-- main stages (inclusive) --")
-    for label, name in stages:
-        print(f"{100 * inclusive[name] / total:6.1f}%  {label}  [{name}]")
     for title, counts in (
         ("self time by package (leaf frame)", by_package),
         ("self time by function", self_fn),
@@ -790,6 +895,26 @@ def summarize_stacks(
         for name, n in counts.most_common(top):
             print(f"{100 * n / total:6.1f}%  {name}")
     print(flush=True)
+
+
+def summarize_stacks(
+    raw: Path, stages: Sequence[tuple[str, str]], top: int = 15, *, within: str | None = None
+) -> None:
+    """Print inclusive shares of ``stages`` ((label, function name as py-spy shows it)), then
+    self time by package and by function, over py-spy raw stacks; only the stacks that pass
+    through the function ``within`` when given (e.g. the handler threads' work)."""
+    stacks = read_stacks(raw, within=within)
+    total = sum(n for _, n in stacks)
+    if not total:
+        print("py-spy recorded no samples")
+        return
+    inclusive = inclusive_samples(stacks)
+    scope = f"stacks through {within}" if within else "all serving processes"
+    print(f"(shares of {total} samples; {scope})")
+    print("\n-- main stages (inclusive) --")
+    for label, name in stages:
+        print(f"{100 * inclusive[name] / total:6.1f}%  {label}  [{name}]")
+    print_self_time(stacks, top)
 
 
 def expect(response: httpx.Response, *statuses: int) -> Any:

@@ -19,8 +19,6 @@ processes, and prints where their time goes (it does not affect the measured fig
 from __future__ import annotations
 
 import argparse
-import time
-from pathlib import Path
 
 import httpx
 
@@ -29,21 +27,23 @@ from bench._support import (
     HttpLoad,
     Row,
     Stack,
+    StackCpu,
+    add_load_options,
     api_client,
     exit_code,
     expect,
     http_load,
-    load_client,
+    load_options,
+    load_rows,
     log,
-    machine_busy_seconds,
     playlist_of_tones,
     print_table,
     py_spy_recording,
     recipients,
     run_main,
+    single_connection_row,
     summarize_stacks,
     temp_dir,
-    tree_cpu_seconds,
 )
 
 TARGET_P99_MS = 30.0
@@ -83,21 +83,10 @@ def _opens(api_get: dict[str, object]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up (max 30)")
-    parser.add_argument("--duration", type=float, default=15.0, help="seconds measured (max 60)")
-    parser.add_argument("--connections", type=int, default=CONNECTIONS)
+    add_load_options(parser, connections=CONNECTIONS)
     parser.add_argument("--tracks", type=int, default=TRACKS, help="tracks in the pitch")
-    parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
-    parser.add_argument(
-        "--profile", type=Path, help="also record a py-spy profile (raw stacks) to this file"
-    )
     args = parser.parse_args(argv)
-    warmup = min(max(args.warmup, 0.0), 30.0)
-    duration = min(max(args.duration, 1.0), 60.0)
-    try:
-        client = load_client(args.client)
-    except ValueError as exc:
-        parser.error(str(exc))
+    warmup, duration, client = load_options(parser, args)
 
     with temp_dir() as tmp, Stack(env=PITCH_LIMITS_RAISED) as stack:
         api = api_client(stack, stack.token("bench-pitch-page"))
@@ -136,60 +125,25 @@ def main(argv: list[str] | None = None) -> int:
             http_load(link, client=client, warmup=0.0, seconds=warmup, connections=args.connections)
         opens_before = _opens(expect(api.get(f"/v1/pitches/{pitch['id']}"), 200))
         log(f"measuring {duration:.0f} s")
-        server_cpu = stack.server_cpu_seconds()
-        db_cpu = tree_cpu_seconds(servers)
-        busy = machine_busy_seconds()
-        wall = time.perf_counter()
-        result: HttpLoad = http_load(
-            link, client=client, warmup=0.0, seconds=duration, connections=args.connections
-        )
-        wall = time.perf_counter() - wall
-        busy = machine_busy_seconds() - busy
-        server_cpu = stack.server_cpu_seconds() - server_cpu
-        db_after = tree_cpu_seconds(servers)
-        db_cpu_used = sum(db_after[pid] - db_cpu.get(pid, 0.0) for pid in db_after)
+        with StackCpu(stack, servers) as cpu:
+            result: HttpLoad = http_load(
+                link, client=client, warmup=0.0, seconds=duration, connections=args.connections
+            )
         opens_after = _opens(expect(api.get(f"/v1/pitches/{pitch['id']}"), 200))
-        client_cpu = result.client_cpu_seconds * (wall / result.seconds)
-        other = busy - server_cpu - db_cpu_used - client_cpu
 
         rows = [
             Row("requests/s", f"{result.rps:.0f}"),
-            Row("latency p50", f"{result.p50_ms:.1f} ms"),
-            Row("latency p90", f"{result.p90_ms:.1f} ms"),
-            Row(
-                "latency p99",
-                f"{result.p99_ms:.1f} ms",
-                f"< {TARGET_P99_MS:.0f} ms",
-                result.p99_ms < TARGET_P99_MS,
-            ),
-            Row("latency max", f"{result.max_ms:.1f} ms"),
-            Row("non-2xx responses", str(result.non2xx), "0", result.non2xx == 0),
-            Row("socket errors", str(result.socket_errors), "0", result.socket_errors == 0),
-            Row("requests measured", f"{result.requests} in {result.seconds:.1f} s"),
+            *load_rows(result, TARGET_P99_MS),
             Row("response size", f"{result.response_bytes / 1024:.1f} KiB (wrk: with headers)"),
             Row(
                 "pitch_opened rows written meanwhile",
                 f"{opens_after - opens_before} (every view is one insert)",
             ),
-            Row("server processes CPU", f"{100 * server_cpu / wall:.0f}% of a core"),
-            Row("embedded PostgreSQL+Redis CPU", f"{100 * db_cpu_used / wall:.0f}% of a core"),
-            Row(
-                f"load generator CPU ({result.client})",
-                f"{100 * result.client_cpu_seconds / result.seconds:.0f}% of a core",
-            ),
-            Row(
-                "rest of the machine: other processes, kernel",
-                f"{100 * max(other, 0.0) / wall:.0f}% of a core",
-            ),
+            *cpu.rows(result),
         ]
         log("one connection, 5 s: the service time without queueing")
         single = http_load(link, client=client, warmup=1.0, seconds=5.0, connections=1)
-        rows.append(
-            Row(
-                "1 connection: p50 / p99, requests/s",
-                f"{single.p50_ms:.2f} / {single.p99_ms:.2f} ms, {single.rps:.0f}",
-            )
-        )
+        rows.append(single_connection_row(single))
         print_table(
             f"GET /p/{{token}} ({args.tracks}-track pitch): {args.connections} connections, "
             f"{duration:.0f} s after {warmup:.0f} s warm-up, client {result.client}; "

@@ -27,23 +27,20 @@ from ingest.cdc.publisher import drain
 from ingest.cdc.sns import SnsSink
 from ingest.cdc.sweeper import sweep
 from ingest.indexer import handler
-from services.core.db import open_pool
-from tests.integration.test_cdc_outbox import (
+from tests.support.aws import REGION
+from tests.support.cdc import (
+    Index,
     add_entry,
     add_playlist,
     add_share,
     add_track,
     add_user,
-    drop_database,
-    fresh_database,
-)
-from tests.integration.test_indexer import (
-    Index,
     assert_index_matches_database,
     make_index,
+    own_database,
+    pool_of,
     visible,
 )
-from tests.support.aws import REGION
 
 pytestmark = pytest.mark.integration
 
@@ -52,20 +49,14 @@ MAX_RECEIVE_COUNT = 2
 
 @pytest.fixture(scope="module")
 def db_url(server_url: str) -> Iterator[str]:
-    url = fresh_database(server_url)
-    try:
+    with own_database(server_url) as url:
         yield url
-    finally:
-        drop_database(server_url, url)
 
 
 @pytest.fixture(scope="module")
 def pool(db_url: str) -> Iterator[ConnectionPool[Any]]:
-    pool = open_pool(db_url, max_size=6)
-    try:
+    with pool_of(db_url, max_size=6) as pool:
         yield pool
-    finally:
-        pool.close()
 
 
 @pytest.fixture(autouse=True)

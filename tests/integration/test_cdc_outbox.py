@@ -13,9 +13,8 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -27,49 +26,32 @@ from ingest.cdc.lambdas import publish_after_commit, wait_for_transaction
 from ingest.cdc.outbox import CHANNEL, ChangeMessage, backlog
 from ingest.cdc.publisher import Publisher, drain, publish_pending
 from ingest.cdc.sweeper import sweep
-from services.core import migrate
-from services.core.db import open_pool
-from tests.conftest import with_database
+from tests.support.cdc import (
+    Conn,
+    add_entry,
+    add_playlist,
+    add_share,
+    add_track,
+    add_user,
+    drop_database,
+    fresh_database,
+    own_database,
+    pool_of,
+)
 
 pytestmark = pytest.mark.integration
-
-NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-
-
-# -- a database of our own ---------------------------------------------------------------------
-
-
-def fresh_database(server_url: str) -> str:
-    name = f"musicsync_cdc_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = with_database(server_url, name)
-    migrate.upgrade(url)
-    return url
-
-
-def drop_database(server_url: str, url: str) -> None:
-    name = urlsplit(url).path.lstrip("/")
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")
 def db_url(server_url: str) -> Iterator[str]:
-    url = fresh_database(server_url)
-    try:
+    with own_database(server_url) as url:
         yield url
-    finally:
-        drop_database(server_url, url)
 
 
 @pytest.fixture(scope="module")
 def pool(db_url: str) -> Iterator[ConnectionPool[Any]]:
-    pool = open_pool(db_url, max_size=8)
-    try:
+    with pool_of(db_url, max_size=8) as pool:
         yield pool
-    finally:
-        pool.close()
 
 
 @pytest.fixture(autouse=True)
@@ -81,89 +63,6 @@ def empty_outbox(pool: ConnectionPool[Any]) -> None:
 
 def connect(url: str) -> psycopg.Connection[dict[str, Any]]:
     return psycopg.connect(url, row_factory=dict_row)
-
-
-# -- a small world, in SQL ---------------------------------------------------------------------
-
-Conn = psycopg.Connection[Any]
-
-
-def add_user(conn: Conn, email: str | None = None) -> uuid.UUID:
-    user_id = uuid.uuid4()
-    conn.execute(
-        "INSERT INTO users (id, issuer, subject, email, email_verified, created_at, updated_at) "
-        "VALUES (%s, 'test', %s, %s, true, %s, %s)",
-        (user_id, str(user_id), email, NOW, NOW),
-    )
-    return user_id
-
-
-def add_track(conn: Conn, owner: uuid.UUID, title: str = "A song") -> uuid.UUID:
-    track_id = uuid.uuid4()
-    conn.execute(
-        """INSERT INTO tracks (id, owner_id, object_key, original_filename, title, duration_ms,
-                               container, codec, content_type, file_extension, size_bytes,
-                               sha256, created_at, updated_at)
-           VALUES (%s, %s, %s, 'a.wav', %s, 1000, 'wav', 'pcm', 'audio/wav', 'wav', 10, %s,
-                   %s, %s)""",
-        (track_id, owner, f"objects/{track_id}", title, track_id.hex, NOW, NOW),
-    )
-    return track_id
-
-
-def add_playlist(conn: Conn, owner: uuid.UUID, tracks: Sequence[uuid.UUID] = ()) -> uuid.UUID:
-    playlist_id = uuid.uuid4()
-    conn.execute(
-        "INSERT INTO playlists (id, owner_id, title, created_at, updated_at) "
-        "VALUES (%s, %s, 'Picks', %s, %s)",
-        (playlist_id, owner, NOW, NOW),
-    )
-    for track_id in tracks:
-        add_entry(conn, playlist_id, track_id)
-    return playlist_id
-
-
-def add_entry(conn: Conn, playlist_id: uuid.UUID, track_id: uuid.UUID) -> uuid.UUID:
-    entry_id = uuid.uuid4()
-    conn.execute(
-        """INSERT INTO playlist_entries (id, playlist_id, track_id, position, added_at)
-           VALUES (%s, %s, %s,
-                   (SELECT count(*) FROM playlist_entries WHERE playlist_id = %s), %s)""",
-        (entry_id, playlist_id, track_id, playlist_id, NOW),
-    )
-    return entry_id
-
-
-def add_share(
-    conn: Conn,
-    owner: uuid.UUID,
-    *,
-    track: uuid.UUID | None = None,
-    playlist: uuid.UUID | None = None,
-    grantee: uuid.UUID | None = None,
-    email: str | None = None,
-    permission: str | None = None,
-) -> uuid.UUID:
-    share_id = uuid.uuid4()
-    object_type = "track" if track is not None else "playlist"
-    conn.execute(
-        """INSERT INTO shares (id, owner_id, object_type, track_id, playlist_id, grantee_id,
-                               grantee_email, permission, created_at, updated_at)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-        (
-            share_id,
-            owner,
-            object_type,
-            track,
-            playlist,
-            grantee,
-            email,
-            permission or ("stream" if track is not None else "view"),
-            NOW,
-            NOW,
-        ),
-    )
-    return share_id
 
 
 def outbox_rows(conn: Conn, after: int = 0) -> list[tuple[uuid.UUID, int, str]]:

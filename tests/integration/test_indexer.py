@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 import pytest
@@ -24,72 +24,23 @@ from ingest.indexer.core import index_changes
 from ingest.indexer.documents import all_documents, load_documents
 from ingest.indexer.local import IndexingSink, start_local_indexer
 from services.core import authz
-from services.core.db import open_pool
-from services.core.search.model import (
-    Change,
-    Delete,
-    Hit,
-    SearchQuery,
-    SearchResult,
-    TrackDocument,
-    Upsert,
-)
-from tests.integration.test_cdc_outbox import (
+from services.core.search.model import Change, Delete, TrackDocument
+from tests.support.cdc import (
+    Index,
+    RecordingIndex,
     add_entry,
     add_playlist,
     add_share,
     add_track,
     add_user,
-    drop_database,
-    fresh_database,
+    assert_index_matches_database,
+    make_index,
+    own_database,
+    pool_of,
+    visible,
 )
 
 pytestmark = pytest.mark.integration
-
-
-class RecordingIndex:
-    """The port's write contract in memory: a change at or below the version held is skipped;
-    a deletion's version is remembered. Records every write. Searches return every document
-    the viewer may see (no text, filters or pages)."""
-
-    def __init__(self) -> None:
-        self.docs: dict[uuid.UUID, TrackDocument] = {}
-        self.versions: dict[uuid.UUID, int] = {}
-        self.writes: list[list[Change]] = []
-
-    def write(self, changes: Sequence[Change]) -> int:
-        self.writes.append(list(changes))
-        applied = 0
-        for change in changes:
-            key = change.document.id if isinstance(change, Upsert) else change.id
-            if self.versions.get(key, -1) >= change.version:
-                continue
-            self.versions[key] = change.version
-            if isinstance(change, Upsert):
-                self.docs[key] = change.document
-            else:
-                self.docs.pop(key, None)
-            applied += 1
-        return applied
-
-    def version(self, track_id: uuid.UUID) -> int | None:
-        return self.versions.get(track_id)
-
-    def search(self, query: SearchQuery) -> SearchResult:
-        hits = [Hit(d, 1.0) for d in self.docs.values() if query.viewer in d.viewers]
-        return SearchResult(hits=hits, total=len(hits), facets={}, next_cursor=None)
-
-    def close(self) -> None:
-        pass
-
-
-class Index(Protocol):
-    """What these tests use of an index: ``RecordingIndex`` or a real adapter."""
-
-    def write(self, changes: Sequence[Change]) -> int: ...
-    def version(self, track_id: uuid.UUID) -> int | None: ...
-    def search(self, query: SearchQuery) -> SearchResult: ...
-    def close(self) -> None: ...
 
 
 class FlakyIndex:
@@ -106,61 +57,16 @@ class FlakyIndex:
         return self.inner.write(changes)
 
 
-def make_index(kind: str, path: Path) -> Index:
-    if kind == "tantivy":
-        from services.core.search.tantivy_index import TantivyIndex
-
-        return TantivyIndex(path / "index")
-    return RecordingIndex()
-
-
-def visible(index: Index, viewer: uuid.UUID) -> dict[uuid.UUID, TrackDocument]:
-    """Every document the index lets ``viewer`` find, over all pages."""
-    found: dict[uuid.UUID, TrackDocument] = {}
-    cursor = None
-    while True:
-        page = index.search(SearchQuery(viewer=viewer, sort="newest", limit=500, cursor=cursor))
-        found.update({hit.document.id: hit.document for hit in page.hits})
-        if page.next_cursor is None:
-            return found
-        cursor = page.next_cursor
-
-
-def assert_index_matches_database(pool: ConnectionPool[Any], index: Index) -> None:
-    """Through the port: every track at its database version, every user finding exactly the
-    documents the database lets them see, deleted tracks at their last version."""
-    expected = {doc.id: (doc, version) for batch in all_documents(pool) for doc, version in batch}
-    with pool.connection() as conn:
-        users = [r["id"] for r in conn.execute("SELECT id FROM users").fetchall()]
-        gone = conn.execute(
-            "SELECT v.aggregate_id, v.version FROM cdc_versions v "
-            "WHERE NOT EXISTS (SELECT 1 FROM tracks t WHERE t.id = v.aggregate_id)"
-        ).fetchall()
-    assert {k: index.version(k) for k in expected} == {k: v for k, (_, v) in expected.items()}
-    for user in users:
-        assert visible(index, user) == {
-            k: doc for k, (doc, _) in expected.items() if user in doc.viewers
-        }
-    for row in gone:
-        assert index.version(row["aggregate_id"]) in (None, row["version"])
-
-
 @pytest.fixture(scope="module")
 def db_url(server_url: str) -> Iterator[str]:
-    url = fresh_database(server_url)
-    try:
+    with own_database(server_url) as url:
         yield url
-    finally:
-        drop_database(server_url, url)
 
 
 @pytest.fixture(scope="module")
 def pool(db_url: str) -> Iterator[ConnectionPool[Any]]:
-    pool = open_pool(db_url, max_size=6)
-    try:
+    with pool_of(db_url, max_size=6) as pool:
         yield pool
-    finally:
-        pool.close()
 
 
 @pytest.fixture
