@@ -1,4 +1,4 @@
-"""A seeded lake of realistic usage events and snapshots, for the analytics tests and benchmarks.
+"""A seeded lake of realistic usage events and snapshots, for the analytics tests.
 
 ``LakeSimulation`` plays a small product day by day: users sign in, search (with typos that
 find nothing and the same query typed in different case and spacing), stream, download, upload
@@ -853,7 +853,7 @@ def deliver(lake_dir: Path, deliveries: Iterable[Delivery], *, batch_seconds: fl
         return 0
     clock = ManualClock(deliveries[0].received_at)
     writer = LocalLakeWriter(
-        lake_dir, clock, max_buffer_events=1_000_000, max_buffer_seconds=36 * 3600, spool=False
+        lake_dir, clock, max_buffer_events=1_000_000, max_buffer_seconds=36 * 3600
     )
     sent = 0
     try:

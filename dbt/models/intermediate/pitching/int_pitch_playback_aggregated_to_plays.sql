@@ -1,3 +1,7 @@
+{#- Ephemeral: inlined into int_pitch_interactions_by_track, its one reader, rather than
+    written as a table of its own on every build (its tests and unit test still run). -#}
+{{ config(materialized='ephemeral') }}
+
 {#- One row per play of a pitch track by a recipient (play_number 0 gathers reports that came
     before any pitch_track_played: they count as listening, not as a play).
 
