@@ -21,6 +21,7 @@ import yaml  # type: ignore[import-untyped]
 from dashboards.charts import WarehouseError, WarehouseNotBuiltError, distinct, short_id
 from dashboards.report import PitchNotFoundError, write_pitch_report
 from dashboards.site import write_dashboard
+from tests.support.stack import StackHarness
 from tests.support.warehouse import (
     AUTUMN,
     GAME_JAM,
@@ -486,3 +487,16 @@ def test_labels_of_recipients_made_together_stay_apart() -> None:
     ]
     twins = ["00000000-0000-7000-8000-0000aaaa1111", "10000000-0000-7000-8000-0000aaaa1111"]
     assert distinct(["Kite", "Kite"], twins) == [f"Kite ({twins[0]})", f"Kite ({twins[1]})"]
+
+
+def test_the_local_stack_serves_the_written_dashboard_compressed(harness: StackHarness) -> None:
+    # Given a dashboard written where `musicsync dashboard` writes it
+    folder = harness.stack.settings.dashboard_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "index.html").write_text("<!doctype html><title>Dashboard</title>" + "x" * 5000)
+    # When a browser asks for /dashboards/
+    response = harness.client.get("/dashboards/", headers={"Accept-Encoding": "gzip"})
+    # Then it gets the page, gzipped
+    assert response.status_code == 200
+    assert response.headers["content-encoding"] == "gzip"
+    assert "<title>Dashboard</title>" in response.text
