@@ -61,7 +61,7 @@ _STAGES = (
     ("          new_token (secrets + SHA-256)", "new_token"),
     ("          insert_recipients (COPY)", "insert_recipients"),
     ("          uuid7", "uuid7"),
-    ("        authz.require / require_all", "require_all"),
+    ("        Pitches._authorize (one levels_by_type)", "Pitches._authorize"),
     ("        insert_pitch_tracks (executemany)", "insert_pitch_tracks"),
     ("      Pitches._sent (200 pitch_sent events)", "Pitches._sent"),
     ("      _pitch_out (response model)", "_pitch_out"),

@@ -197,19 +197,3 @@ def require(
     level = levels(conn, viewer, object_type, [object_id]).get(object_id, 0)
     check(object_type, action, level)
     return level
-
-
-def require_all(
-    conn: Connection[Any],
-    viewer: uuid.UUID,
-    action: Action,
-    object_type: ObjectType,
-    ids: Iterable[uuid.UUID],
-) -> dict[uuid.UUID, int]:
-    """Like ``require`` for many objects: the first one refused raises (404 before 403)."""
-    wanted = list(dict.fromkeys(ids))
-    found = levels(conn, viewer, object_type, wanted)
-    ordered = sorted(wanted, key=lambda i: found.get(i, 0) > 0)
-    for object_id in ordered:
-        check(object_type, action, found.get(object_id, 0), object_id)
-    return found

@@ -179,3 +179,41 @@ def test_db_upgrade_applies_pending_migrations_once(
     finally:
         with psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_search_dlq_lists_changes_that_failed_to_index_and_redrives_them(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    # Given an outbox row whose indexing failed twice and waits for its backoff (and a terminal
+    # wide enough for the table's ids)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("COLUMNS", "200")
+    track_id = uuid.uuid4()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            """INSERT INTO outbox (aggregate_type, aggregate_id, version, operation, attempts,
+                                   last_error, retry_at)
+               VALUES ('track', %s, 3, 'upsert', 2, 'index unavailable', now() + interval '1h')""",
+            (track_id,),
+        )
+    args = ["search", "dlq", "--data-dir", str(tmp_path / "data")]
+    try:
+        # When the user lists the failures, then redrives them
+        listed = CliRunner().invoke(app, args)
+        redriven = CliRunner().invoke(app, [*args, "--redrive"])
+
+        # Then the change is listed with its error, and is due again after the redrive
+        assert listed.exit_code == 0, listed.output
+        assert str(track_id) in listed.output and "index unavailable" in listed.output
+        assert redriven.exit_code == 0, redriven.output
+        assert "due now" in redriven.output
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute(
+                "SELECT retry_at FROM outbox WHERE aggregate_id = %s", (track_id,)
+            ).fetchone()
+        assert row is not None and row[0] is None
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("DELETE FROM outbox WHERE aggregate_id = %s", (track_id,))
