@@ -313,17 +313,12 @@ def search_dlq(
                 retried = retry_failing(conn) if redrive else 0
         finally:
             pool.close()
-    table = Table("outbox id", "track", "version", "operation", "attempts", "last error")
+    # One line each (the console does not wrap): ids stay whole for copying.
     for row in rows:
-        table.add_row(
-            str(row["id"]),
-            str(row["aggregate_id"]),
-            str(row["version"]),
-            row["operation"],
-            str(row["attempts"]),
-            row["last_error"] or "",
+        console.print(
+            f"outbox {row['id']}: track {row['aggregate_id']} v{row['version']} "
+            f"{row['operation']}, {row['attempts']} attempt(s): {row['last_error'] or ''}"
         )
-    console.print(table)
     console.print(f"{len(rows)} failing change(s)" + (f"; {retried} due now." if redrive else "."))
 
 

@@ -186,10 +186,8 @@ def test_search_dlq_lists_changes_that_failed_to_index_and_redrives_them(
 ) -> None:
     import psycopg
 
-    # Given an outbox row whose indexing failed twice and waits for its backoff (and a terminal
-    # wide enough for the table's ids)
+    # Given an outbox row whose indexing failed twice and waits for its backoff
     monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("COLUMNS", "200")
     track_id = uuid.uuid4()
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(
