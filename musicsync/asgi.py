@@ -140,7 +140,7 @@ def create_app(
             host=request.url.hostname or "localhost",
         )
         result = await asyncio.get_running_loop().run_in_executor(
-            _container(module), routes.handler(module), event, LambdaContextStub(correlation_id)
+            _lambda_container(), routes.handler(module), event, LambdaContextStub(correlation_id)
         )
         out = response_from_result(result)
         response = Response(out.body, status_code=out.status)
@@ -168,18 +168,20 @@ def create_app(
     )
 
 
-_containers: dict[str, ThreadPoolExecutor] = {}
+_container: ThreadPoolExecutor | None = None
 
 
-def _container(module: str) -> ThreadPoolExecutor:
-    """One thread per service: events run one at a time, as in one Lambda container.
+def _lambda_container() -> ThreadPoolExecutor:
+    """One thread runs every service's handler, one event at a time, as one Lambda container.
 
-    powertools keeps the current event in class attributes, as Lambda runs one event per
-    container at a time; concurrent calls into one module would mix requests up.
+    powertools keeps the current event in class attributes (``BaseRouter.current_event``)
+    that every resolver of the process shares: two handlers running at once, even of two
+    services, would read each other's requests (paths, cookies, client addresses).
     """
-    if module not in _containers:
-        _containers[module] = ThreadPoolExecutor(1, thread_name_prefix=module)
-    return _containers[module]
+    global _container
+    if _container is None:
+        _container = ThreadPoolExecutor(1, thread_name_prefix="lambda")
+    return _container
 
 
 async def _receive(

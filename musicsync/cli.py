@@ -103,7 +103,7 @@ def up(
             with console.status("Starting PostgreSQL and Redis, applying migrations..."):
                 stack = scope.enter_context(open_stack(settings))
             # The stack (servers, migrations, upload sweeper) lives in this process; requests
-            # are served by worker processes, each one more "Lambda container" per service.
+            # are served by worker processes, each one more "Lambda container" (for every service).
             os.environ[WORKER_SETTINGS_ENV] = stack.settings.model_dump_json()
             code = serve_workers(
                 "musicsync.stack:worker_app",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypedDict, Unpack
 
 from ingest.events.catalogue import CATALOGUE, validate
@@ -86,19 +87,28 @@ class Emitter:
         actor_id: str | None = None,
         session_id: str | None = None,
         correlation_id: str | None = None,
+        recorded: tuple[uuid.UUID, datetime] | None = None,
         **columns: Unpack[EventColumns],
     ) -> UsageEvent:
         """Make and check one event without buffering it: for a producer that records the event
-        elsewhere first (in the same transaction as its effect), then ``forward``s it."""
+        elsewhere first (in the same transaction as its effect), then ``forward``s it.
+
+        ``recorded`` is the (event id, time) it was already recorded under, where the record
+        had to be written before the event could be made.
+        """
         entry = CATALOGUE.get(event_type)
         if entry is None:
             raise ValueError(f"cannot emit {event_type!r}: unknown event type")
         if "properties" in columns:
             # The event waits in the buffer: a caller reusing its dict must not change it there.
             columns["properties"] = dict(columns["properties"])
-        now = self._clock.now()
+        if recorded is None:
+            now = self._clock.now()
+            event_id = uuid7(now)
+        else:
+            event_id, now = recorded
         event = UsageEvent(
-            event_id=uuid7(now),
+            event_id=event_id,
             event_type=event_type,
             event_version=entry.version,
             occurred_at=now,

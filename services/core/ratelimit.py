@@ -26,28 +26,35 @@ def check_rate(redis: Any, clock: Clock, key: str, *, limit: int, window_seconds
     check_rates(redis, clock, [(key, limit, window_seconds)])
 
 
+# INCR every counter, starting each one's expiry when it is created: one command, one reply,
+# atomic (no counter is ever left without its expiry).
+_COUNT_HITS = """
+local hits = {}
+for i, key in ipairs(KEYS) do
+  hits[i] = redis.call('INCR', key)
+  if hits[i] == 1 then redis.call('EXPIRE', key, ARGV[i]) end
+end
+return hits
+"""
+
+
 def check_rates(redis: Any, clock: Clock, limits: Sequence[tuple[str, int, int]]) -> None:
     """Count one hit on each (key, limit, window seconds), all in one round trip; raise
     RateLimited (with the longest wait) if any is past its limit.
 
-    Fixed windows are cheap (one INCR and one EXPIRE per key in a pipeline) and shared by every
-    process and Lambda container that talks to the same Redis.
+    Fixed windows are cheap (one counter per key and window, in one script call) and shared by
+    every process and Lambda container that talks to the same Redis.
     """
     now = int(clock.now().timestamp())
-    pipe = redis.pipeline(transaction=False)
-    windows = []
-    for key, _, window_seconds in limits:
-        window = now // window_seconds
-        counter = f"rate:{key}:{window}"
-        pipe.incr(counter)
-        pipe.expire(counter, window_seconds + 1)
-        windows.append(window)
-    replies = pipe.execute()
+    windows = [now // window_seconds for _, _, window_seconds in limits]
+    counters = [f"rate:{key}:{window}" for (key, _, _), window in zip(limits, windows, strict=True)]
+    # register_script only hashes the text; the call is EVALSHA (EVAL once per server).
+    replies = redis.register_script(_COUNT_HITS)(
+        keys=counters, args=[window_seconds + 1 for _, _, window_seconds in limits]
+    )
     waits = [
         (window + 1) * window_seconds - now
-        for (_, limit, window_seconds), window, hits in zip(
-            limits, windows, replies[::2], strict=True
-        )
+        for (_, limit, window_seconds), window, hits in zip(limits, windows, replies, strict=True)
         if int(hits) > limit
     ]
     if waits:

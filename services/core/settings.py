@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     pitch_link_requests_per_minute: int = 600
     pitch_unlock_attempts: int = 10
     pitch_session_hours: int = 12
+    # Rendered pitch pages kept per process, reused while their content is unchanged.
+    pitch_page_cache_mib: int = 32
     # Search: OpenSearch in aws (the index is reached through this alias), tantivy on disk in
     # local (under the data dir).
     opensearch_url: str | None = None

@@ -6,6 +6,7 @@ Lambda handlers and the local stack both get their dependencies here; the local 
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import threading
@@ -49,6 +50,12 @@ class Dependencies:
                 raise RuntimeError("No Redis configured: set REDIS_URL (or run `musicsync up`).")
             self._redis = redis.Redis.from_url(self.settings.redis_url, socket_timeout=2)
         return self._redis
+
+    @functools.cached_property
+    def signing_secret(self) -> bytes:
+        """The key of signed URLs and pitch sessions, read once (it never changes while the
+        process runs; reading its file on every request cost a system call or three)."""
+        return object_signing_secret(self.settings)
 
     @property
     def search_index(self) -> SearchIndex:

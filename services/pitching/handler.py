@@ -46,6 +46,7 @@ from services.pitching.models import (
     RecipientsOut,
 )
 from services.pitching.owner import Pitches
+from services.pitching.page_cache import PageCache
 from services.pitching.recipient import Link, LinkGone, LinkUnknown, Recipients
 
 # Pitch creation carries up to 200 recipients; the link's event route keeps the collector's
@@ -63,15 +64,25 @@ def _pitches(events: Events) -> Pitches:
 
 
 def _recipients(events: Events) -> Recipients:
-    from services.core.wiring import dependencies, object_signing_secret
+    from services.core.wiring import dependencies
 
     deps = dependencies()
-    sessions = Sessions(
-        object_signing_secret(deps.settings), deps.settings.pitch_session_hours * 3600
-    )
+    sessions = Sessions(deps.signing_secret, deps.settings.pitch_session_hours * 3600)
     return Recipients(
-        deps.pool, deps.clock, deps.settings, deps.objects, events, deps.redis, sessions
+        deps.pool,
+        deps.clock,
+        deps.settings,
+        deps.objects,
+        events,
+        deps.redis,
+        sessions,
+        _page_cache(deps.settings.pitch_page_cache_mib),
     )
+
+
+@cache
+def _page_cache(mib: int) -> PageCache:
+    return PageCache(max_chars=mib * 1024 * 1024)
 
 
 Owner = Annotated[Pitches, Depends(_pitches)]
@@ -217,8 +228,8 @@ def _html_errors(action: Callable[[], Response[Any]]) -> Response[Any]:
         return response
 
 
-def _open(access: Recipients, token: str) -> Link:
-    return access.open(token, _client_address())
+def _open(access: Recipients, token: str, *, for_page: bool = False) -> Link:
+    return access.open(token, _client_address(), for_page=for_page)
 
 
 @app.get("/p/assets/<name>", summary="The pitch page's stylesheet and script")
@@ -234,10 +245,10 @@ def pitch_asset(name: str) -> Response[bytes]:
 @app.get("/p/<token>", summary="The recipient's pitch page (HTML)", include_in_schema=True)
 def pitch_page(access: Access, token: str) -> Response[str]:
     def render() -> Response[str]:
-        link = _open(access, token)
+        link = _open(access, token, for_page=True)
         if not access.unlocked(link, _session_cookie()):
             return _html(pages.render_password(_base_path(token), None))
-        return _html(pages.render_pitch(access.page(link, _base_path(token))))
+        return _html(access.page(link, _base_path(token)))
 
     return _html_errors(render)
 

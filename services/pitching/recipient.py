@@ -22,12 +22,14 @@ from ingest.events.client import EventsResult, Reporter, parse_events
 from ingest.events.envelope import UsageEvent
 from services.core.db import autocommit
 from services.core.errors import ProblemError
+from services.core.ids import uuid7
 from services.core.objects.port import track_filename
 from services.core.ratelimit import check_rate, check_rates
 from services.pitching import repository as repo
 from services.pitching.links import Sessions, password_matches, token_hash, well_formed
 from services.pitching.models import FeedbackIn, FeedbackOut
-from services.pitching.pages import PageTrack, PitchPage
+from services.pitching.page_cache import PageCache
+from services.pitching.pages import PageTrack, PitchPage, render_pitch
 
 if TYPE_CHECKING:
     from psycopg import Connection
@@ -88,6 +90,10 @@ class Link:
     password_hash: str | None
     expires_at: datetime
     sender: str | None
+    # Opened for its page: the digest of the page's rows, and the (event id, time) of the
+    # pitch_opened the lookup recorded (not when a password's session had to be checked first).
+    page_digest: str | None = None
+    opened: tuple[uuid.UUID, datetime] | None = None
 
 
 @dataclass
@@ -99,9 +105,11 @@ class Recipients:
     events: Emitter
     redis: Any
     sessions: Sessions
+    pages: PageCache
 
-    def open(self, token: str, client_address: str) -> Link:
-        """The link behind ``token``, once the rate limits allow the lookup."""
+    def open(self, token: str, client_address: str, *, for_page: bool = False) -> Link:
+        """The link behind ``token``, once the rate limits allow the lookup. ``for_page``: the
+        link is opened for its page, which the same statement records when it can."""
         hashed = token_hash(token) if token.isascii() else b""
         limits = self.settings
         checks = [(f"pitch:address:{client_address}", limits.pitch_requests_per_minute, 60)]
@@ -110,16 +118,16 @@ class Recipients:
         check_rates(self.redis, self.clock, checks)
         if not well_formed(token):
             raise LinkUnknown()
+        now = self.clock.now()
+        page_open = uuid7(now) if for_page else None
         with autocommit(self.pool) as conn:
-            row = repo.link_by_token_hash(conn, hashed)
+            row = repo.link_by_token_hash(conn, hashed, now, page_open=page_open)
         # The lookup was by hash; comparing again in constant time costs nothing and keeps the
         # check independent of how the database matched.
         if row is None or not hmac.compare_digest(bytes(row["token_hash"]), hashed):
             raise LinkUnknown()
-        if row["revoked_at"] is not None or row["recipient_revoked_at"] is not None:
-            raise LinkGone("revoked")
-        if row["expires_at"] <= self.clock.now():
-            raise LinkGone("expired")
+        if row["gone"] is not None:
+            raise LinkGone(row["gone"])
         return Link(
             token_hash=hashed,
             recipient_id=row["recipient_id"],
@@ -131,6 +139,8 @@ class Recipients:
             password_hash=row["password_hash"],
             expires_at=row["expires_at"],
             sender=row["sender"],
+            page_digest=row["page_digest"],
+            opened=(page_open, now) if page_open is not None and row["opened"] else None,
         )
 
     def unlocked(self, link: Link, session_cookie: str | None) -> bool:
@@ -157,34 +167,58 @@ class Recipients:
             raise WrongPassword()
         return self.sessions.issue(link.recipient_id, link.password_hash, self.clock.now())
 
-    def page(self, link: Link, base_path: str) -> PitchPage:
-        """The page's content; opening it is recorded."""
-        # Two statements, each its own transaction: the page is a read, the open one insert.
-        with autocommit(self.pool) as conn:
-            tracks = repo.page_tracks(conn, link.pitch_id, link.recipient_id)
-            self._record(conn, [self._event(link, "pitch_opened")])
-        return PitchPage(
-            base_path=base_path,
-            title=link.title,
-            message=link.message,
-            sender_name=link.sender,
-            recipient_name=link.recipient_name,
-            expires_at=link.expires_at,
-            allow_download=link.allow_download,
-            tracks=[
-                PageTrack(
-                    id=t["id"],
-                    position=t["position"],
-                    title=t["title"],
-                    artists=list(t["artists"]),
-                    album=t["album"],
-                    duration_ms=t["duration_ms"],
-                    shortlisted=t["shortlisted"],
-                    comment=t["comment"],
-                )
-                for t in tracks
-            ],
+    def page(self, link: Link, base_path: str) -> str:
+        """The page's HTML; opening it is recorded."""
+        if link.page_digest is None:
+            raise ValueError("open the link for_page first: the page's digest is missing")
+        if link.opened is not None:
+            self.events.forward([self._event(link, "pitch_opened", recorded=link.opened)])
+        else:
+            with autocommit(self.pool) as conn:
+                self._record(conn, [self._event(link, "pitch_opened")])
+        fingerprint = (
+            link.page_digest,
+            base_path,
+            link.title,
+            link.message,
+            link.sender,
+            link.recipient_name,
+            link.expires_at,
+            link.allow_download,
         )
+        html = self.pages.get(link.recipient_id, fingerprint)
+        if html is not None:
+            return html
+        with autocommit(self.pool) as conn:
+            # Read after the digest (with the link): what is rendered is never older than
+            # what it is cached under, so a change in between costs one more render only.
+            tracks = repo.page_tracks(conn, link.pitch_id, link.recipient_id)
+        html = render_pitch(
+            PitchPage(
+                base_path=base_path,
+                title=link.title,
+                message=link.message,
+                sender_name=link.sender,
+                recipient_name=link.recipient_name,
+                expires_at=link.expires_at,
+                allow_download=link.allow_download,
+                tracks=[
+                    PageTrack(
+                        id=t["id"],
+                        position=t["position"],
+                        title=t["title"],
+                        artists=list(t["artists"]),
+                        album=t["album"],
+                        duration_ms=t["duration_ms"],
+                        shortlisted=t["shortlisted"],
+                        comment=t["comment"],
+                    )
+                    for t in tracks
+                ],
+            )
+        )
+        self.pages.put(link.recipient_id, fingerprint, html)
+        return html
 
     def media_url(self, link: Link, track_id: uuid.UUID, *, download: bool) -> str:
         """A short-lived URL of a pitch track's audio (as an attachment for downloads)."""

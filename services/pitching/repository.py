@@ -192,30 +192,74 @@ def replace_token(
     return row
 
 
-def link_by_token_hash(conn: Connection[Any], token_hash: bytes) -> Row | None:
-    """The recipient and pitch behind a link, with the sender's name."""
-    row: Row | None = conn.execute(
-        """SELECT r.id AS recipient_id, r.name AS recipient_name, r.token_hash,
-                  r.revoked_at AS recipient_revoked_at, p.id AS pitch_id, p.title, p.message,
-                  p.allow_download, p.password_hash, p.expires_at, p.revoked_at, u.name AS sender
-           FROM pitch_recipients r
-           JOIN pitches p ON p.id = r.pitch_id
-           JOIN users u ON u.id = p.owner_id
-           WHERE r.token_hash = %s""",
-        (token_hash,),
-    ).fetchone()
+# What the page shows of each track; the digest below covers exactly these and the feedback.
+_PAGE_TRACK_COLUMNS = "t.id, pt.position, t.title, t.artists, t.album, t.duration_ms"
+
+# A digest of everything ``page_tracks`` returns (for a link's row ``r``): it changes whenever
+# they do. A row's text form is parenthesised and quotes its commas, so joined texts are
+# unambiguous. Tracks and feedback are digested apart: one join fewer than the page's query.
+_PAGE_DIGEST = f"""(SELECT coalesce(md5(string_agg(({_PAGE_TRACK_COLUMNS})::text, ','
+                                               ORDER BY pt.position)), '')
+                     FROM pitch_tracks pt JOIN tracks t ON t.id = pt.track_id
+                     WHERE pt.pitch_id = r.pitch_id)
+                   || ':' ||
+                   (SELECT coalesce(md5(string_agg(f::text, ',' ORDER BY f.track_id)), '')
+                     FROM pitch_feedback f WHERE f.recipient_id = r.id)"""
+
+
+_LINK = """SELECT r.id AS recipient_id, r.name AS recipient_name, r.token_hash, p.id AS pitch_id,
+                     p.title, p.message, p.allow_download, p.password_hash, p.expires_at,
+                     u.name AS sender,
+                     CASE WHEN r.revoked_at IS NOT NULL OR p.revoked_at IS NOT NULL THEN 'revoked'
+                          WHEN p.expires_at <= %(now)s THEN 'expired'
+                     END AS gone,
+                     {digest} AS page_digest
+              FROM pitch_recipients r
+              JOIN pitches p ON p.id = r.pitch_id
+              JOIN users u ON u.id = p.owner_id
+              WHERE r.token_hash = %(hash)s"""
+
+# Opening a page is recorded by the statement that finds its link, when the link works and has
+# no password: one round trip for the whole view. (A password's session is checked in Python;
+# those opens are recorded once it passes.)
+_OPEN_PAGE = f"""WITH link AS ({_LINK.format(digest=_PAGE_DIGEST)}),
+                 opened AS (
+                     INSERT INTO pitch_interactions
+                         (event_id, pitch_id, recipient_id, event_type, occurred_at)
+                     SELECT %(event_id)s, pitch_id, recipient_id, 'pitch_opened', %(now)s
+                     FROM link WHERE gone IS NULL AND password_hash IS NULL
+                     ON CONFLICT (event_id) DO NOTHING
+                     RETURNING event_id)
+                 SELECT link.*, EXISTS (SELECT FROM opened) AS opened FROM link"""
+
+
+def link_by_token_hash(
+    conn: Connection[Any], token_hash: bytes, now: datetime, *, page_open: uuid.UUID | None = None
+) -> Row | None:
+    """The recipient and pitch behind a link, with the sender's name; ``gone`` is 'revoked' or
+    'expired' (as of ``now``), None while the link works.
+
+    With ``page_open`` (an event id), the link is opened for its page: the row also holds the
+    digest of the page's rows (``page_tracks``), and ``opened`` is true when its
+    ``pitch_opened`` was recorded under that id at ``now`` (a working link without password).
+    """
+    if page_open is None:
+        sql, params = _LINK.format(digest="NULL"), {"hash": token_hash, "now": now}
+    else:
+        sql, params = _OPEN_PAGE, {"hash": token_hash, "now": now, "event_id": page_open}
+    row: Row | None = conn.execute(sql, params).fetchone()
     return row
 
 
 def page_tracks(conn: Connection[Any], pitch_id: uuid.UUID, recipient_id: uuid.UUID) -> list[Row]:
     """The pitch's tracks with this recipient's feedback on each."""
     return conn.execute(
-        """SELECT t.id, pt.position, t.title, t.artists, t.album, t.duration_ms,
-                  COALESCE(f.shortlisted, false) AS shortlisted, f.comment
-           FROM pitch_tracks pt
-           JOIN tracks t ON t.id = pt.track_id
-           LEFT JOIN pitch_feedback f ON f.recipient_id = %(recipient)s AND f.track_id = t.id
-           WHERE pt.pitch_id = %(pitch)s ORDER BY pt.position""",
+        f"""SELECT {_PAGE_TRACK_COLUMNS},
+                   COALESCE(f.shortlisted, false) AS shortlisted, f.comment
+            FROM pitch_tracks pt
+            JOIN tracks t ON t.id = pt.track_id
+            LEFT JOIN pitch_feedback f ON f.recipient_id = %(recipient)s AND f.track_id = t.id
+            WHERE pt.pitch_id = %(pitch)s ORDER BY pt.position""",
         {"pitch": pitch_id, "recipient": recipient_id},
     ).fetchall()
 

@@ -17,7 +17,7 @@ import pytest
 
 from ingest.events.arrow import json_texts, utc_timestamps, uuid_strings
 from ingest.events.envelope import UsageEvent, to_row
-from ingest.events.lake_writer import _BATCH_SCHEMA, _partitions, _to_batch
+from ingest.events.lake_writer import _BATCH_SCHEMA, _FEW, _partitions, _to_batch
 from services.core.ids import uuid7
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -232,6 +232,34 @@ def test_a_batch_holds_the_values_to_row_gives() -> None:
         [{k: v for k, v in row.items() if k != "dt"} for row in rows], schema=_BATCH_SCHEMA
     )
     assert pa.Table.from_batches([batch]).equals(expected)
+
+
+def test_a_send_of_few_events_builds_the_batch_a_large_send_builds() -> None:
+    # Given every kind of value, and the batch a large send builds (column by column)
+    made = events()
+    assert len(made) >= _FEW
+    whole = _to_batch(made, RECEIVED)
+    # When the same events come a few at a time (built row by row)
+    start = 0
+    for size in [1, 2, _FEW - 1, 5, 1, 17, 3] * 20:
+        part = made[start : start + size]
+        if not part:
+            break
+        batch = _to_batch(part, RECEIVED)
+        # Then each small batch is, value for value and type for type, that slice of it
+        batch.validate(full=True)
+        assert batch.schema.equals(_BATCH_SCHEMA)
+        assert batch.equals(whole.slice(start, len(part)))
+        start += len(part)
+    assert start == len(made)
+
+
+@pytest.mark.parametrize("count", [1, _FEW])
+def test_a_send_lacking_a_required_column_is_refused_however_small(count: int) -> None:
+    made = events()[:count]
+    made[-1].source = None  # type: ignore[assignment]
+    with pytest.raises(ValueError, match="source is required; 1 events lack it"):
+        _to_batch(made, RECEIVED)
 
 
 def test_a_batch_reads_naive_times_as_local_time_as_to_row_does(
