@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -234,6 +235,81 @@ def test_the_recipient_page_lists_the_tracks_with_strict_headers(
     assert "unsafe-inline" not in csp
     script = harness.client.get("/p/assets/pitch.js")
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+
+
+def test_each_view_shows_what_changed_since_the_last_one(
+    harness: StackHarness, tmp_path: Path
+) -> None:
+    # Given a pitch of two tracks, its page viewed once (so rendered and kept)
+    owner = harness.user()
+    tracks = [owner.new_track(tmp_path, title) for title in ("Opening", "Closing")]
+    playlist = owner.post("/v1/playlists", json={"title": "Two"}).json()
+    for track_id in tracks:
+        owner.post(f"/v1/playlists/{playlist['id']}/tracks", json={"track_id": track_id})
+    pitch = owner.post(
+        "/v1/pitches",
+        json={
+            "playlist_id": playlist["id"],
+            "title": "Twice",
+            "message": "Hello",
+            "recipients": [{"name": "Sam", "email": "sam@studio.test"}],
+        },
+    ).json()
+    path = _path(pitch["recipients"][0]["link"])
+    views = 0
+
+    def view() -> str:
+        nonlocal views
+        views += 1
+        page = harness.client.get(path)
+        assert page.status_code == 200
+        text: str = page.text
+        # Served as ASCII: other characters travel as character references
+        assert text.isascii()
+        return html.unescape(text)
+
+    assert "Opening" in view()
+    # When each thing the page shows changes, Then the next view shows it
+    owner.patch(f"/v1/tracks/{tracks[0]}", json={"title": "Ouverture à minuit"})
+    assert "Ouverture à minuit" in view() and "Opening" not in view()
+    owner.patch(f"/v1/tracks/{tracks[1]}", json={"artists": ["Zoë Keys"], "album": "Nocturnes"})
+    seen = view()
+    assert "Zoë Keys" in seen and "Nocturnes" in seen
+    feedback = {"track_id": tracks[1], "shortlisted": True, "comment": "Lovely"}
+    harness.client.post(f"{path}/feedback", json=feedback)
+    seen = view()
+    assert 'aria-pressed="true"' in seen and ">Lovely</textarea>" in seen
+    harness.client.post(f"{path}/feedback", json={"track_id": tracks[1], "comment": "Lovelier"})
+    assert ">Lovelier</textarea>" in view()
+    assert "/download" not in view()
+    owner.patch(f"/v1/pitches/{pitch['id']}", json={"allow_download": True, "title": "Thrice"})
+    seen = view()
+    assert "/download" in seen and "Thrice" in seen
+    owner.delete(f"/v1/tracks/{tracks[0]}")
+    seen = view()
+    assert "Ouverture" not in seen and 'Tracks <span class="count">(1)' in seen
+    # And every view was recorded as one open
+    detail = owner.get(f"/v1/pitches/{pitch['id']}").json()
+    assert detail["recipients"][0]["engagement"]["opens"] == views
+
+
+def test_each_view_of_a_password_protected_page_is_one_open_once_unlocked(
+    harness: StackHarness, sender: Sender, sink: RecordingSink
+) -> None:
+    # Given a password-protected link
+    pitch = sender.pitch(password="correct horse")
+    path = _path(pitch["recipients"][0]["link"])
+    client = httpx.Client(transport=harness.client._transport, base_url="http://testserver")
+    # When it is viewed locked (the form), then unlocked and viewed twice
+    assert 'name="password"' in client.get(path).text
+    client.post(f"{path}/unlock", data={"password": "correct horse"})
+    assert "Cue 0" in client.get(path).text and "Cue 0" in client.get(path).text
+    # Then two opens are recorded, and each went to the lake once
+    detail = sender.api.get(f"/v1/pitches/{pitch['id']}").json()
+    assert detail["recipients"][0]["engagement"]["opens"] == 2
+    opened = [e for e in sink.events if e.event_type == "pitch_opened"]
+    assert len(opened) == 2 and len({e.event_id for e in opened}) == 2
+    assert {e.recipient_id for e in opened} == {uuid.UUID(pitch["recipients"][0]["id"])}
 
 
 def test_unknown_tokens_are_404_pages(harness: StackHarness) -> None:
