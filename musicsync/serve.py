@@ -1,12 +1,16 @@
-"""Serving processes of the local stack, spread over the cores with SO_REUSEPORT.
+"""Serving processes of the local stack, each new connection handed to the next in turn.
 
-uvicorn's own multi-worker mode shares one listening socket, and one worker can accept a whole
-burst of keep-alive connections while the others idle; with a socket per worker bound with
-SO_REUSEPORT, the kernel spreads connections over the workers instead.
+The parent process accepts connections and passes each one (its file descriptor, over a Unix
+socket pair) to the workers in turn. The two ways of letting workers accept for themselves both
+left one worker with most of a load's keep-alive connections: uvicorn's shared socket (one
+worker accepts a whole burst while the others sleep), and a socket per worker with SO_REUSEPORT
+(the kernel hashes each connection's addresses: 16 connections over 2 workers split 11/5 or
+worse one time in four, and the busier worker's queue doubled the latency of half the load).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import os
@@ -22,47 +26,104 @@ import uvicorn
 
 log = logging.getLogger("musicsync.serve")
 QUIET: dict[str, Any] = {"log_level": "warning", "access_log": False}
+_BACKLOG = 2048
 
 
 class _Server(uvicorn.Server):
-    """Tells the parent once it accepts connections; stops if the parent dies."""
+    """Serves the connections the parent hands over; tells the parent once it does; stops if
+    the parent dies."""
 
-    def __init__(self, config: uvicorn.Config, ready: Event) -> None:
+    def __init__(self, config: uvicorn.Config, ready: Event, handoff: socket.socket) -> None:
         super().__init__(config)
         self._ready = ready
+        self._handoff = handoff
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
+        await super().startup(sockets=[])  # no listening socket of its own
+        loop = asyncio.get_running_loop()
+        self._handoff.setblocking(False)
+        loop.add_reader(self._handoff.fileno(), self._adopt, loop)
         parent = os.getppid()
         threading.Thread(target=self._watch, args=(parent,), daemon=True).start()
         self._ready.set()
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        asyncio.get_running_loop().remove_reader(self._handoff.fileno())
+        self._handoff.close()
+        await super().shutdown(sockets)
+
+    def _adopt(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Serve the connections the parent sent, as uvicorn serves the ones it accepts."""
+        while True:
+            try:
+                _, fds, _, _ = socket.recv_fds(self._handoff, 1, 16)
+            except BlockingIOError:
+                return
+            if not fds:  # the parent closed its end: it is stopping
+                loop.remove_reader(self._handoff.fileno())
+                return
+            for fd in fds:
+                connection = socket.socket(fileno=fd)
+                loop.create_task(loop.connect_accepted_socket(self._protocol, connection))
+
+    def _protocol(self) -> asyncio.Protocol:
+        protocol: asyncio.Protocol = self.config.http_protocol_class(  # type: ignore[call-arg]
+            config=self.config, server_state=self.server_state, app_state=self.lifespan.state
+        )
+        return protocol
+
     def _watch(self, parent: int) -> None:
         # A worker outliving a SIGKILLed parent would keep serving a stack whose database
-        # is gone, and keep the port.
+        # is gone.
         while not self.should_exit:
             if os.getppid() != parent:
                 self.should_exit = True
             time.sleep(1)
 
 
-def _port_is_free(host: str, port: int) -> bool:
-    """Bind without SO_REUSEPORT: fails if anything, a stack's workers included, holds it."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _worker(factory: str, host: str, port: int, ready: Event) -> None:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+def _worker(factory: str, handoff: socket.socket, ready: Event) -> None:
     config = uvicorn.Config(factory, factory=True, **QUIET)
-    _Server(config, ready).run(sockets=[sock])
+    _Server(config, ready, handoff).run()
+
+
+def _listen(host: str, port: int) -> socket.socket | None:
+    """The stack's listening socket, or None when something (another stack?) holds the port."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError:
+        listener.close()
+        return None
+    listener.listen(_BACKLOG)
+    return listener
+
+
+def _hand_out(
+    listener: socket.socket, handoffs: list[socket.socket], stop: threading.Event
+) -> None:
+    """Accept connections and give each to the next worker in turn (until ``stop``)."""
+    listener.settimeout(0.2)
+    turn = 0
+    while not stop.is_set():
+        try:
+            connection, _ = listener.accept()
+        except TimeoutError:
+            continue
+        except OSError:
+            if stop.is_set():
+                return
+            log.exception("accepting a connection failed")
+            continue
+        with connection:  # the worker holds its own descriptor once sent
+            for _ in handoffs:
+                handoff = handoffs[turn % len(handoffs)]
+                turn += 1
+                try:
+                    socket.send_fds(handoff, [b"c"], [connection.fileno()])
+                    break
+                except OSError:  # that worker is gone (the supervisor stops the stack)
+                    continue
 
 
 def serve_workers(
@@ -79,7 +140,8 @@ def serve_workers(
     ``on_ready`` is called once every worker accepts connections. Returns 0 after a requested
     stop, 1 when a worker failed to start or died.
     """
-    if not _port_is_free(host, port):
+    listener = _listen(host, port)
+    if listener is None:
         log.error("port %d on %s is in use (another musicsync up?)", port, host)
         return 1
     context = multiprocessing.get_context("spawn")
@@ -88,16 +150,21 @@ def serve_workers(
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
     }
     processes: list[multiprocessing.process.BaseProcess] = []
+    handoffs: list[socket.socket] = []
+    handing_out: threading.Thread | None = None
     try:
         readiness = [context.Event() for _ in range(workers)]
         for number, ready in enumerate(readiness):
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             worker = context.Process(
                 target=_worker,
-                args=(factory, host, port, ready),
+                args=(factory, theirs, ready),
                 name=f"musicsync-worker-{number}",
             )
             worker.start()
+            theirs.close()
             processes.append(worker)
+            handoffs.append(ours)
         deadline = time.monotonic() + timeout
         for process, ready in zip(processes, readiness, strict=True):
             while not ready.wait(0.2):
@@ -106,6 +173,10 @@ def serve_workers(
                 if not process.is_alive() or time.monotonic() > deadline:
                     log.error("%s did not start within %.0f s", process.name, timeout)
                     return 1
+        handing_out = threading.Thread(
+            target=_hand_out, args=(listener, handoffs, stop), name="musicsync-accept", daemon=True
+        )
+        handing_out.start()
         on_ready()
         while not stop.wait(0.5):
             for process in processes:
@@ -114,6 +185,12 @@ def serve_workers(
                     return 1
         return 0
     finally:
+        stop.set()
+        if handing_out is not None:
+            handing_out.join()
+        listener.close()
+        for handoff in handoffs:
+            handoff.close()
         for process in processes:
             if process.is_alive():
                 process.terminate()  # SIGTERM: uvicorn finishes open requests first

@@ -82,6 +82,7 @@ _FILE_SCHEMA = file_schema()
 # derived from occurred_at when the batch becomes files, once per flush rather than per send).
 _BATCH_SCHEMA = pa.schema([pa.field("event_type", pa.string(), nullable=False), *_FILE_SCHEMA])
 _BATCH_STRUCT = pa.struct(list(_BATCH_SCHEMA))
+_REQUIRED = tuple(field.name for field in _BATCH_SCHEMA if not field.nullable)
 # Below this many events a send is built row by row (faster for few, slower for many).
 _FEW = 32
 _UUIDS = frozenset(c.name for c in COLUMNS if c.kind == "uuid")
@@ -99,20 +100,18 @@ _WRITING = ".parquet.writing"
 # -- events to Arrow -----------------------------------------------------------------------------
 def _to_batch(events: Sequence[UsageEvent], received_at: datetime) -> pa.RecordBatch:
     """The events as one batch of lake rows: the values ``to_row`` gives."""
-    if len(events) < _FEW:
-        # Arrow sets up each column array for ~10 us: for a page view's one event that is most
-        # of the send, while one struct conversion of the rows builds every column at once.
-        rows = [to_row(event, received_at) for event in events]
-        batch = pa.RecordBatch.from_struct_array(pa.array(rows, type=_BATCH_STRUCT))
-    else:
-        batch = _columnar(events, received_at)
-    for field, array in zip(_BATCH_SCHEMA, batch.columns, strict=True):
-        if not field.nullable and array.null_count:
-            raise ValueError(f"{field.name} is required; {array.null_count} events lack it")
     # Checked now, not at flush time: a bad name must fail the send, not a later flush.
     for event_type in {event.event_type for event in events}:
         event_partition(events[0].dt, event_type)
-    return batch
+    if len(events) >= _FEW:
+        return _columnar(events, received_at)
+    # Arrow sets up each column array for ~10 us: for a page view's one event that is most of
+    # the send, while one struct conversion of the rows builds every column at once.
+    rows = [to_row(event, received_at) for event in events]
+    for name in _REQUIRED:
+        if lacking := sum(row[name] is None for row in rows):
+            raise ValueError(f"{name} is required; {lacking} events lack it")
+    return pa.RecordBatch.from_struct_array(pa.array(rows, type=_BATCH_STRUCT))
 
 
 def _columnar(events: Sequence[UsageEvent], received_at: datetime) -> pa.RecordBatch:
@@ -121,6 +120,9 @@ def _columnar(events: Sequence[UsageEvent], received_at: datetime) -> pa.RecordB
         _column(field, list(map(getter, events)), received_at)
         for field, getter in zip(_FILE_SCHEMA, _GETTERS, strict=True)
     ]
+    for field, array in zip(_FILE_SCHEMA, arrays, strict=True):
+        if not field.nullable and array.null_count:
+            raise ValueError(f"{field.name} is required; {array.null_count} events lack it")
     types = pa.array(list(map(_EVENT_TYPE, events)), pa.string())
     return pa.RecordBatch.from_arrays([types, *arrays], schema=_BATCH_SCHEMA)
 

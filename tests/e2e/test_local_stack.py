@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil  # type: ignore[import-untyped]
 import pytest
 
 from tests.support.audio_files import make_audio, make_not_audio
@@ -126,3 +127,46 @@ def test_ctrl_c_stops_workers_and_embedded_servers_cleanly(stack_dir: Path) -> N
     assert not postmaster.exists()
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{stack.url}/healthz", timeout=2)
+
+
+def test_keep_alive_connections_are_spread_evenly_over_the_serving_processes(
+    stack_dir: Path,
+) -> None:
+    # Given a running stack with its two serving processes (the default)
+    stack = RunningStack(stack_dir, free_port())
+    port = httpx.URL(stack.url).port
+    clients = [httpx.Client(base_url=stack.url) for _ in range(8)]
+    try:
+        # When eight clients each keep a connection open
+        for client in clients:
+            assert client.get("/openapi.json").status_code == 200
+        # Then each serving process holds four of them (the parent accepts and hands them out)
+        held = {
+            child.pid: sum(
+                1
+                for c in child.net_connections(kind="tcp")
+                if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+            )
+            for child in psutil.Process(stack.process.pid).children()
+        }
+        assert sorted(n for n in held.values() if n) == [4, 4], held
+        assert not any(
+            c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
+            for c in psutil.Process(stack.process.pid).net_connections(kind="tcp")
+        )
+    finally:
+        for client in clients:
+            client.close()
+        assert stack.stop() == 0, stack.output()
+
+
+def test_a_second_stack_on_the_same_port_says_so_and_stops(stack_dir: Path, tmp_path: Path) -> None:
+    stack = RunningStack(stack_dir, free_port())
+    try:
+        port = str(httpx.URL(stack.url).port)
+        second = cli("up", "--port", port, "--data-dir", str(tmp_path / "other"), timeout=120)
+        assert second.returncode == 1
+        assert f"port {port} on 127.0.0.1 is in use" in second.stdout + second.stderr
+        assert httpx.get(f"{stack.url}/healthz").status_code == 200
+    finally:
+        assert stack.stop() == 0, stack.output()

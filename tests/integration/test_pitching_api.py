@@ -12,6 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+from services.core.db import autocommit
+from services.core.ids import uuid7
+from services.pitching import repository as repo
+from services.pitching.links import token_hash
 from tests.support.events import RecordingSink
 from tests.support.stack import Api, StackHarness
 
@@ -310,6 +314,26 @@ def test_each_view_of_a_password_protected_page_is_one_open_once_unlocked(
     opened = [e for e in sink.events if e.event_type == "pitch_opened"]
     assert len(opened) == 2 and len({e.event_id for e in opened}) == 2
     assert {e.recipient_id for e in opened} == {uuid.UUID(pitch["recipients"][0]["id"])}
+
+
+def test_the_open_a_lookup_records_leaves_its_connection_committing_synchronously(
+    harness: StackHarness, sender: Sender
+) -> None:
+    # Given a link, opened for its page on a pooled connection (its commit is asynchronous)
+    pitch = sender.pitch()
+    token = pitch["recipients"][0]["link"].rsplit("/", 1)[1]
+    now = harness.clock.now()
+    event_id = uuid7(now)
+    with autocommit(harness.stack.deps.pool) as conn:
+        row = repo.link_by_token_hash(conn, token_hash(token), now, page_open=event_id)
+        # Then the open is recorded under the id given
+        assert row is not None and row["opened"] is True and row["gone"] is None
+        stored = conn.execute(
+            "SELECT event_type FROM pitch_interactions WHERE event_id = %s", (event_id,)
+        ).fetchone()
+        assert stored == {"event_type": "pitch_opened"}
+        # And the setting ended with that statement: later writes there wait for the disk
+        assert conn.execute("SHOW synchronous_commit").fetchone() == {"synchronous_commit": "on"}
 
 
 def test_unknown_tokens_are_404_pages(harness: StackHarness) -> None:
