@@ -268,6 +268,23 @@ class Stack:
         main = psutil.Process(self.pid)
         return [main, *(c for c in main.children() if "python" in c.name())]
 
+    def connections_per_worker(self) -> list[int]:
+        """Established connections to the stack's port that each serving process holds."""
+        counts = []
+        for process in self.server_processes()[1:]:
+            try:
+                connections = process.net_connections(kind="tcp")
+            except psutil.NoSuchProcess:
+                continue
+            counts.append(
+                sum(
+                    1
+                    for c in connections
+                    if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == self.port
+                )
+            )
+        return sorted(counts, reverse=True)
+
     def server_rss_bytes(self) -> int:
         """Resident memory of the serving processes together (not PostgreSQL/Redis)."""
         return sum(rss_bytes(p.pid) for p in self.server_processes())
