@@ -252,6 +252,47 @@ def test_a_bad_partition_fails_naming_the_expectation_and_is_quarantined_not_del
     assert {p: p.read_bytes() for p in lake_files(tmp_path)} == files_before
 
 
+def test_partitions_of_one_type_pass_in_one_validation_and_a_bad_one_is_judged_alone(
+    tmp_path: Path,
+) -> None:
+    # Given three days of progress events, all clean
+    days = [T0 - timedelta(days=n) for n in range(3)]
+    for day in days:
+        send(tmp_path, [progress(at) for at in minutes_before(day, 4)], received_at=day)
+    keys = [event_partition(day.date().isoformat(), PROGRESS) for day in days]
+    clock = ManualClock(T0 + timedelta(hours=1))
+
+    # When they are checked, Then all pass in one suite run, each with its own row count
+    assert sorted(check(tmp_path, clock=clock).passed) == sorted(keys)
+    assert [result(tmp_path, key)["validated_with"] for key in keys] == [3, 3, 3]
+    assert [result(tmp_path, key)["rows"] for key in keys] == [4, 4, 4]
+
+    # When one day gets a bad file, another a clean one, and the lake is checked again
+    write_file(
+        tmp_path,
+        [progress(days[1] - timedelta(minutes=9), listened_ms=-5)],
+        "bad.parquet",
+        dt=days[1].date().isoformat(),
+    )
+    write_file(
+        tmp_path,
+        [progress(days[2] - timedelta(minutes=9))],
+        "more.parquet",
+        dt=days[2].date().isoformat(),
+    )
+    report = check(tmp_path, clock=clock)
+
+    # Then the bad day alone fails, with its own reason and counts, and the other passes
+    assert list(report.failed) == [keys[1]]
+    assert report.failed[keys[1]] == (
+        "expect_column_values_to_be_between(listened_ms): 1 of 5 rows unexpected, e.g. [-5]",
+    )
+    assert report.passed == (keys[2],) and report.skipped == (keys[0],)
+    assert result(tmp_path, keys[2])["validated_with"] == 1
+    assert result(tmp_path, keys[2])["rows"] == 5
+    assert list(quarantine(tmp_path)) == [keys[1]]
+
+
 def test_a_second_run_without_changes_skips_every_partition(tmp_path: Path) -> None:
     # Given a checked lake with a clean and a bad partition
     send(tmp_path, [search(at) for at in minutes_before(T0, 3)])
