@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from multiprocessing.synchronize import Event
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -71,6 +72,13 @@ class _Server(uvicorn.Server):
             config=self.config, server_state=self.server_state, app_state=self.lifespan.state
         )
         return protocol
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # Ctrl-C reaches the whole process group; the parent answers it by stopping the
+        # hand-out and sending SIGTERM here, which lets requests under way finish. Reacting to
+        # both raced: a worker caught between them could end in a KeyboardInterrupt traceback.
+        if sig != signal.SIGINT:
+            super().handle_exit(sig, frame)
 
     def _watch(self, parent: int) -> None:
         # A worker outliving a SIGKILLed parent would keep serving a stack whose database
