@@ -801,10 +801,10 @@ def py_spy_path() -> str | None:
 
 @contextmanager
 def py_spy_recording(
-    stack: Stack, seconds: float, out: Path, *, gil: bool = True, subprocesses: bool = True
+    stack: Stack, seconds: float, out: Path, *, gil: bool = True
 ) -> Iterator[None]:
-    """Sample the stack's serving processes (``--subprocesses``; with ``subprocesses=False``
-    the ``musicsync up`` process only) at 200 Hz for ``seconds`` into ``out`` (raw stacks)
+    """Sample the stack's serving processes (``--subprocesses``) at 200 Hz for ``seconds``
+    into ``out`` (raw stacks)
     while the block runs: the threads holding the GIL, or with ``gil=False`` every thread
     that is not idle (C code that releases the GIL counts too)."""
     py_spy = py_spy_path()
@@ -817,7 +817,7 @@ def py_spy_recording(
             "record",
             "--pid",
             str(stack.pid),
-            *(["--subprocesses"] if subprocesses else []),
+            "--subprocesses",
             "--duration",
             str(round(seconds)),
             "--rate",
@@ -912,6 +912,18 @@ def print_self_time(stacks: Stacks, top: int) -> None:
         for name, n in counts.most_common(top):
             print(f"{100 * n / total:6.1f}%  {name}")
     print(flush=True)
+
+
+# The local stack's own stages of any routed request: (label, function name as py-spy shows
+# it). Each benchmark adds its route's, under the powertools line.
+GATEWAY_STAGES: tuple[tuple[str, str], ...] = (
+    ("event loop threads: uvicorn + starlette + gateway proxy", "RequestResponseCycle.run_asgi"),
+    ("  local gateway proxy (HTTP -> event -> HTTP)", "create_app.<locals>.proxy"),
+    ("  uvicorn writing the response", "RequestResponseCycle.send"),
+    ("handler threads, all of it", "_WorkItem.run"),
+    ("  the Lambda handler (ServiceResolver.resolve)", "ServiceResolver.resolve"),
+    ("    powertools resolve (routing, validation, response)", "ApiGatewayResolver.resolve"),
+)
 
 
 def summarize_stacks(

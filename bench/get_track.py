@@ -7,7 +7,7 @@ track, then loads ``GET /v1/tracks/{id}`` with 32 keep-alive connections: 3 s of
 15 s measured. The load generator is ``wrk`` when installed (one thread; a Lua script counts
 non-2xx answers and prints the latency percentiles), else an asyncio client speaking raw
 HTTP/1.1. ``--profile FILE`` adds a third, separate run during which ``py-spy`` samples the
-server, and prints where its time goes (the profile does not affect the measured figures).
+serving processes, and prints where their time goes (it does not affect the measured figures).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import argparse
 from pathlib import Path
 
 from bench._support import (
+    GATEWAY_STAGES,
     HttpLoad,
     Row,
     Stack,
@@ -24,18 +25,16 @@ from bench._support import (
     api_client,
     exit_code,
     http_load,
-    inclusive_samples,
     load_client,
     load_options,
     load_rows,
     log,
-    print_self_time,
     print_table,
     py_spy_path,
     py_spy_recording,
-    read_stacks,
     run_main,
     single_connection_row,
+    summarize_stacks,
     temp_dir,
     upload,
 )
@@ -48,40 +47,16 @@ CONNECTIONS = 32
 # -- profiling -----------------------------------------------------------------------------------
 # Inclusive shares worth knowing for this route: (label, function name as py-spy shows it).
 _STAGES = (
-    ("event loop thread: uvicorn + starlette + thread hop", "RequestResponseCycle.run_asgi"),
-    ("  local gateway proxy (HTTP -> event -> HTTP)", "create_app.<locals>.proxy"),
-    ("  run_in_threadpool (hand-off to a worker thread)", "run_in_threadpool"),
-    ("  uvicorn writing the response", "RequestResponseCycle.send"),
-    ("handler (musicsync.asgi._invoke, under the lock)", "_invoke"),
-    ("  authenticate (token check + user lookup)", "authenticate"),
-    ("    JWT verification", "TokenVerifier.verify"),
-    ("  powertools resolve (routing, validation, response)", "ApiGatewayResolver.resolve"),
+    *GATEWAY_STAGES,
     ("    powertools Depends resolution", "build_dependency_tree"),
     ("    the route function get_track", "get_track"),
-    ("      Library.get_track (DB read)", "Library.get_track"),
-    ("      psycopg query execution", "Cursor.execute"),
-    ("      pool checkout/return", "ConnectionPool.connection"),
+    ("      Tracks.get_track (authorization + DB read)", "Tracks.get_track"),
     ("    response validation", "OpenAPIResponseValidationMiddleware._handle_response"),
     ("    pydantic model_dump", "BaseModel.model_dump"),
+    ("  JWT verification", "TokenVerifier.verify"),
+    ("  psycopg query execution", "Cursor.execute"),
+    ("  pool checkout/return", "ConnectionPool.connection"),
 )
-
-
-def summarize_profile(raw: Path, top: int = 20) -> None:
-    """Print the share of the main stages, and self time by package and by function."""
-    stacks = read_stacks(raw)
-    total = sum(n for _, n in stacks)
-    if not total:
-        print("py-spy recorded no samples")
-        return
-    inclusive = inclusive_samples(stacks)
-    print(f"(shares of {total} samples of the thread holding the GIL)")
-    workers = sum(n for frames, n in stacks if any("WorkerThread.run" in f for f in frames))
-    print("\n-- main stages (inclusive) --")
-    print(f"{100 * (total - workers) / total:6.1f}%  event loop thread, all of it")
-    print(f"{100 * workers / total:6.1f}%  worker threads (anyio thread pool), all of it")
-    for label, name in _STAGES:
-        print(f"{100 * inclusive[name] / total:6.1f}%  {label}  [{name}]")
-    print_self_time(stacks, top)
 
 
 def profile_server(
@@ -92,8 +67,7 @@ def profile_server(
         return
     loaded = False
     try:
-        # The ``musicsync up`` process only, as measured before the serving processes split.
-        with py_spy_recording(stack, seconds, out, subprocesses=False):
+        with py_spy_recording(stack, seconds, out):
             http_load(
                 url,
                 client=load_client("auto"),
@@ -108,8 +82,8 @@ def profile_server(
             raise
         log(str(exc))  # py-spy failed: the profile is extra, the figures stand
         return
-    print(f"\n== where the server's time goes under load (py-spy, raw stacks in {out}) ==")
-    summarize_profile(out)
+    print(f"\n== where the serving processes' time goes (py-spy, raw stacks in {out}) ==")
+    summarize_stacks(out, _STAGES)
 
 
 # -- the benchmark -------------------------------------------------------------------------------

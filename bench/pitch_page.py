@@ -27,6 +27,7 @@ import threading
 import httpx
 
 from bench._support import (
+    GATEWAY_STAGES,
     PITCH_LIMITS_RAISED,
     HttpLoad,
     Row,
@@ -56,12 +57,7 @@ TRACKS = 50
 
 # Inclusive shares worth knowing for this route: (label, function name as py-spy shows it).
 _STAGES = (
-    ("event loop threads: uvicorn + starlette + gateway proxy", "RequestResponseCycle.run_asgi"),
-    ("  local gateway proxy (HTTP -> event -> HTTP)", "create_app.<locals>.proxy"),
-    ("  uvicorn writing the response", "RequestResponseCycle.send"),
-    ("handler threads, all of it", "_WorkItem.run"),
-    ("  the Lambda handler (ServiceResolver.resolve)", "ServiceResolver.resolve"),
-    ("    powertools resolve (routing, validation, response)", "ApiGatewayResolver.resolve"),
+    *GATEWAY_STAGES,
     ("      the route function pitch_page", "pitch_page"),
     ("        Recipients.open (rate limits + the one statement)", "Recipients.open"),
     ("          check_rates (Redis: one script call, both limits)", "check_rates"),

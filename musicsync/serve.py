@@ -5,7 +5,7 @@ socket pair) to the workers in turn. The two ways of letting workers accept for 
 left one worker with most of a load's keep-alive connections: uvicorn's shared socket (one
 worker accepts a whole burst while the others sleep), and a socket per worker with SO_REUSEPORT
 (the kernel hashes each connection's addresses: 16 connections over 2 workers split 11/5 or
-worse one time in four, and the busier worker's queue doubled the latency of half the load).
+worse one time in five, and the busier worker's queue doubled the latency of half the load).
 """
 
 from __future__ import annotations

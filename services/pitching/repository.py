@@ -218,6 +218,7 @@ _LINK = """SELECT r.id AS recipient_id, r.name AS recipient_name, r.token_hash, 
               JOIN pitches p ON p.id = r.pitch_id
               JOIN users u ON u.id = p.owner_id
               WHERE r.token_hash = %(hash)s"""
+_LINK_ALONE = _LINK.format(digest="NULL")
 
 # Opening a page is recorded by the statement that finds its link, when the link works and has
 # no password: one round trip for the whole view. (A password's session is checked in Python;
@@ -253,7 +254,7 @@ def link_by_token_hash(
     ``pitch_opened`` was recorded under that id at ``now`` (a working link without password).
     """
     if page_open is None:
-        sql, params = _LINK.format(digest="NULL"), {"hash": token_hash, "now": now}
+        sql, params = _LINK_ALONE, {"hash": token_hash, "now": now}
     else:
         sql, params = _OPEN_PAGE, {"hash": token_hash, "now": now, "event_id": page_open}
     row: Row | None = conn.execute(sql, params).fetchone()
